@@ -1,0 +1,5 @@
+import sys
+
+from lab.lab import main
+
+sys.exit(main())

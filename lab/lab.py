@@ -1,0 +1,444 @@
+#!/usr/bin/env python3
+"""The multi-host lab: Debian systemd containers under rootful podman, reachable over ssh.
+
+Commands (run from the repository root with the project's venv):
+  python -m lab up [--fresh]   build images if needed, start the topology, write the inventory
+  python -m lab deploy         run site.yml against the lab (after `up`)
+  python -m lab status         show the lab's containers and whether ssh answers
+  python -m lab down           remove the lab's containers and network (only what the lab labelled)
+  python -m lab images         build the Debian 12 and 13 base images (cached by recipe hash)
+  python -m lab ssh HOST [CMD] open a shell or run a command on a lab host
+
+Environment:
+  LAB_NAME    name of this lab instance (default nchalab); containers are <name>-<host>,
+              the network is <name>, state lives in lab/.state/<name>/
+  LAB_DISTRO  bookworm (default, from topology.yml) or trixie
+  LAB_SUBNET  the /24 of the lab network (default derived from LAB_NAME in 10.213.0.0/16)
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAB_DIR = os.path.join(ROOT, "lab")
+LABEL = "io.nextcloud-ha.lab"
+IMAGE_REPO = "localhost/nchalab-debian"
+DISTROS = ("bookworm", "trixie")
+MIRROR = "http://deb.debian.org/debian"
+SSH_USER = "ansible"
+
+# The base image recipe. Changing anything here changes the image tag, so images rebuild.
+BASE_PACKAGES = [
+    "systemd", "systemd-sysv", "dbus", "python3", "python3-apt", "openssh-server", "sudo",
+    "iproute2", "iputils-ping", "ca-certificates", "curl", "gnupg", "procps", "less",
+    "netcat-openbsd", "locales",
+]
+IMAGE_SETUP = r"""
+set -eu
+SUITE="$1"
+cat > /etc/apt/sources.list <<EOF
+deb http://deb.debian.org/debian $SUITE main
+deb http://deb.debian.org/debian $SUITE-updates main
+deb http://deb.debian.org/debian-security $SUITE-security main
+EOF
+echo 'en_US.UTF-8 UTF-8' > /etc/locale.gen && locale-gen >/dev/null && update-locale LANG=en_US.UTF-8
+useradd --create-home --shell /bin/bash ansible
+echo 'ansible ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/ansible && chmod 0440 /etc/sudoers.d/ansible
+# Host keys are made on each container's first boot, never shared through the image.
+rm -f /etc/ssh/ssh_host_*
+cat > /etc/systemd/system/ssh-hostkeys.service <<'EOF'
+[Unit]
+Description=Generate this host's ssh host keys
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+[Install]
+WantedBy=multi-user.target
+EOF
+systemctl enable ssh-hostkeys.service ssh.service >/dev/null 2>&1
+# Units that make no sense in a container.
+systemctl mask getty@tty1.service serial-getty@console.service console-getty.service \
+  systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
+  systemd-logind.service sys-kernel-config.mount >/dev/null 2>&1 || true
+: > /etc/machine-id
+apt-get clean
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+"""
+PODMAN_CONF = """\
+# Written by the nextcloud_ha.cluster lab (see shared LAB.md): crun fails on this kernel's
+# hybrid cgroups, and containers may not raise rlimits above the host's.
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+"""
+PODMAN_CONF_PATH = "/etc/containers/containers.conf.d/50-nextcloud-ha-lab.conf"
+HOST_PACKAGES = ["podman", "runc", "debootstrap", "uidmap", "fuse-overlayfs", "slirp4netns",
+                 "netavark", "aardvark-dns", "openssh-client"]
+
+
+def log(msg):
+    print("lab: " + msg, flush=True)
+
+
+def run(cmd, check=True, capture=False, input_=None, quiet=False):
+    if not quiet:
+        log("$ " + " ".join(cmd))
+    res = subprocess.run(cmd, input=input_, text=True,
+                         stdout=subprocess.PIPE if capture else None,
+                         stderr=subprocess.PIPE if capture else None)
+    if check and res.returncode != 0:
+        err = (res.stderr or "").strip() if capture else ""
+        raise SystemExit("lab: command failed (%d): %s\n%s" % (res.returncode, " ".join(cmd), err))
+    return res
+
+
+class Lab:
+    def __init__(self, name=None, distro=None):
+        with open(os.path.join(LAB_DIR, "topology.yml")) as f:
+            self.topology = yaml.safe_load(f)
+        self.name = name or os.environ.get("LAB_NAME", "nchalab")
+        self.distro = distro or os.environ.get("LAB_DISTRO") or self.topology.get("distro", "bookworm")
+        if self.distro not in DISTROS:
+            raise SystemExit("lab: unknown distro %r (choose from %s)" % (self.distro, ", ".join(DISTROS)))
+        self.state = os.path.join(LAB_DIR, ".state", self.name)
+        octet = 20 + int(hashlib.sha256(self.name.encode()).hexdigest(), 16) % 200
+        self.subnet = os.environ.get("LAB_SUBNET", "10.213.%d.0/24" % octet)
+        self.prefix = self.subnet.rsplit(".", 1)[0]
+        self.hosts = self.topology["hosts"]
+
+    # ---- paths
+    @property
+    def key(self):
+        return os.path.join(self.state, "id_ed25519")
+
+    @property
+    def inventory(self):
+        return os.path.join(self.state, "hosts.yml")
+
+    @property
+    def ssh_config(self):
+        return os.path.join(self.state, "ssh_config")
+
+    @property
+    def known_hosts(self):
+        return os.path.join(self.state, "known_hosts")
+
+    def container(self, host):
+        return "%s-%s" % (self.name, host)
+
+    def address(self, host):
+        return "%s.%d" % (self.prefix, 10 + list(self.hosts).index(host))
+
+    # ---- host machine preparation
+    def ensure_host_tools(self):
+        missing = [p for p in HOST_PACKAGES
+                   if run(["dpkg-query", "-W", "-f=${Status}", p], check=False, capture=True, quiet=True)
+                   .stdout.strip() != "install ok installed"]
+        if missing:
+            log("installing host packages: " + " ".join(missing))
+            run(["apt-get", "update", "-qq"])
+            run(["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + missing)
+        os.makedirs(os.path.dirname(PODMAN_CONF_PATH), exist_ok=True)
+        current = open(PODMAN_CONF_PATH).read() if os.path.exists(PODMAN_CONF_PATH) else None
+        if current != PODMAN_CONF:
+            log("writing " + PODMAN_CONF_PATH)
+            with open(PODMAN_CONF_PATH, "w") as f:
+                f.write(PODMAN_CONF)
+
+    # ---- images
+    @staticmethod
+    def recipe_hash(distro):
+        h = hashlib.sha256()
+        h.update(("%s|%s|%s" % (distro, ",".join(BASE_PACKAGES), IMAGE_SETUP)).encode())
+        return h.hexdigest()[:12]
+
+    def image(self, distro=None):
+        distro = distro or self.distro
+        return "%s:%s-%s" % (IMAGE_REPO, distro, self.recipe_hash(distro))
+
+    def build_images(self, distros):
+        pending = [d for d in distros
+                   if run(["podman", "image", "exists", self.image(d)], check=False, quiet=True).returncode]
+        for d in distros:
+            if d not in pending:
+                log("image %s is cached" % self.image(d))
+        procs = []
+        for d in pending:
+            procs.append((d, self._start_debootstrap(d)))
+        for d, (proc, rootfs, logf) in procs:
+            if proc.wait() != 0:
+                raise SystemExit("lab: debootstrap of %s failed, see %s" % (d, logf))
+            self._finish_image(d, rootfs)
+
+    def _start_debootstrap(self, distro):
+        work = os.path.join(ROOT, ".cache", "lab-images")
+        os.makedirs(work, exist_ok=True)
+        rootfs = os.path.join(work, "rootfs-" + distro)
+        if os.path.exists(rootfs):
+            shutil.rmtree(rootfs)
+        logf = os.path.join(work, "debootstrap-%s.log" % distro)
+        log("building %s (debootstrap, about a minute; log in %s)" % (self.image(distro), logf))
+        cmd = ["debootstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES), distro, rootfs, MIRROR]
+        return subprocess.Popen(cmd, stdout=open(logf, "w"), stderr=subprocess.STDOUT), rootfs, logf
+
+    def _finish_image(self, distro, rootfs):
+        log("configuring the %s root file system" % distro)
+        run(["chroot", rootfs, "/bin/bash", "-c", IMAGE_SETUP, "setup", distro], quiet=True)
+        tar = subprocess.Popen(["tar", "-C", rootfs, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+        imp = subprocess.run(["podman", "import", "--change", 'CMD ["/sbin/init"]',
+                              "--change", "LABEL %s=image" % LABEL, "-", self.image(distro)],
+                             stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        tar.stdout.close()
+        if tar.wait() != 0 or imp.returncode != 0:
+            raise SystemExit("lab: importing the %s image failed" % distro)
+        shutil.rmtree(rootfs)
+        # Drop older builds of this distro's image that the lab made.
+        out = run(["podman", "images", "--filter", "label=%s=image" % LABEL, "--format", "{{.Repository}}:{{.Tag}}"],
+                  capture=True, quiet=True).stdout.split()
+        for ref in out:
+            if ref.startswith("%s:%s-" % (IMAGE_REPO, distro)) and ref != self.image(distro):
+                run(["podman", "rmi", "-f", ref], check=False)
+
+    # ---- network and containers
+    def labelled(self, kind):
+        fmt = "{{.Name}}" if kind == "network" else "{{.Names}}"
+        cmd = ["podman", kind, "ls"] if kind == "network" else ["podman", "ps", "-a"]
+        out = run(cmd + ["--filter", "label=%s=%s" % (LABEL, self.name), "--format", fmt],
+                  capture=True, quiet=True).stdout.split()
+        return out
+
+    def ensure_network(self):
+        if self.name in self.labelled("network"):
+            info = json.loads(run(["podman", "network", "inspect", self.name], capture=True, quiet=True).stdout)[0]
+            subnets = [s["subnet"] for s in info.get("subnets", [])]
+            if self.subnet in subnets:
+                return
+            run(["podman", "network", "rm", "-f", self.name])
+        elif run(["podman", "network", "exists", self.name], check=False, quiet=True).returncode == 0:
+            raise SystemExit("lab: a podman network %r exists that the lab did not create; "
+                             "set LAB_NAME to another name" % self.name)
+        run(["podman", "network", "create", "--subnet", self.subnet, "--label", "%s=%s" % (LABEL, self.name),
+             self.name])
+
+    def container_state(self, host):
+        res = run(["podman", "inspect", "--type", "container", "--format",
+                   "{{.State.Status}} {{.ImageName}} {{index .Config.Labels \"%s\"}}" % LABEL,
+                   self.container(host)], check=False, capture=True, quiet=True)
+        if res.returncode != 0:
+            return None
+        return res.stdout.split()
+
+    def start_host(self, host, fresh):
+        spec = self.hosts[host] or {}
+        name = self.container(host)
+        state = self.container_state(host)
+        if state is not None:
+            if len(state) < 3 or state[2] != self.name:
+                raise SystemExit("lab: container %s exists but was not made by this lab" % name)
+            if not fresh and state[0] == "running" and state[1] == self.image():
+                return False
+            run(["podman", "rm", "-f", "-t", "2", name], capture=True)
+        cmd = ["podman", "run", "-d", "--name", name, "--hostname", host,
+               "--label", "%s=%s" % (LABEL, self.name),
+               "--network", self.name, "--ip", self.address(host), "--network-alias", host,
+               "--systemd=always", "--stop-signal", "SIGRTMIN+3", "--tmpfs", "/tmp:exec,mode=1777",
+               "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW", "--cap-add", "SYS_PTRACE"]
+        if spec.get("privileged"):
+            cmd += ["--privileged", "--device", "/dev/fuse"]
+        cmd += [self.image(), "/sbin/init"]
+        run(cmd, capture=True)
+        return True
+
+    def ensure_key(self):
+        os.makedirs(self.state, mode=0o700, exist_ok=True)
+        if not os.path.exists(self.key):
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nchalab-%s" % self.name, "-f", self.key])
+        return open(self.key + ".pub").read()
+
+    def podman_exec(self, host, script, input_=None, check=True):
+        return run(["podman", "exec", "-i", self.container(host), "/bin/sh", "-c", script],
+                   input_=input_, capture=True, check=check, quiet=True)
+
+    def wait_booted(self, host, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            res = self.podman_exec(host, "systemctl is-system-running 2>/dev/null; "
+                                         "test -s /etc/ssh/ssh_host_ed25519_key.pub && systemctl is-active ssh",
+                                   check=False)
+            words = res.stdout.split()
+            if words and words[0] in ("running", "degraded") and words[-1] == "active":
+                return words[0]
+            time.sleep(1)
+        raise SystemExit("lab: %s did not finish booting within %d s" % (host, timeout))
+
+    def authorize(self, host, pubkey):
+        self.podman_exec(host, "install -d -m 0700 -o %s -g %s /home/%s/.ssh && "
+                               "cat > /home/%s/.ssh/authorized_keys && "
+                               "chown %s: /home/%s/.ssh/authorized_keys && chmod 0600 /home/%s/.ssh/authorized_keys"
+                         % ((SSH_USER,) * 7), input_=pubkey)
+        return self.podman_exec(host, "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
+
+    def write_access(self, hostkeys):
+        with open(self.known_hosts, "w") as f:
+            for host, key in hostkeys.items():
+                f.write("%s,%s %s %s\n" % (host, self.address(host), key[0], key[1]))
+        lines = []
+        for host in self.hosts:
+            lines += ["Host %s %s" % (host, self.container(host)),
+                      "  HostName %s" % self.address(host),
+                      "  User %s" % SSH_USER,
+                      "  IdentityFile %s" % self.key,
+                      "  IdentitiesOnly yes",
+                      "  UserKnownHostsFile %s" % self.known_hosts,
+                      "  StrictHostKeyChecking yes",
+                      "  HostKeyAlias %s" % host,
+                      "  ControlMaster auto",
+                      "  ControlPath /tmp/%s-ssh-%%C" % self.name,
+                      "  ControlPersist 120s",
+                      "  LogLevel ERROR", ""]
+        with open(self.ssh_config, "w") as f:
+            f.write("\n".join(lines))
+        groups = {}
+        for host, spec in self.hosts.items():
+            for g in (spec or {}).get("groups", []):
+                groups.setdefault(g, {"hosts": {}})["hosts"][host] = {}
+        inventory = {
+            "all": {
+                "hosts": {h: {"ansible_host": self.address(h)} for h in self.hosts},
+                "vars": {
+                    "ansible_user": SSH_USER,
+                    "ansible_become": True,
+                    "ansible_python_interpreter": "/usr/bin/python3",
+                    "ansible_ssh_private_key_file": self.key,
+                    "ansible_ssh_common_args": "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes "
+                                               "-o HostKeyAlias={{ inventory_hostname }}" % self.known_hosts,
+                    "lab_name": self.name,
+                    "lab_distro": self.distro,
+                    "lab_subnet": self.subnet,
+                },
+                "children": groups,
+            }
+        }
+        with open(self.inventory, "w") as f:
+            f.write("# Written by `python -m lab up` for lab %r; do not edit.\n" % self.name)
+            yaml.safe_dump(inventory, f, default_flow_style=False, sort_keys=False)
+
+    def wait_ssh(self, host, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            res = run(["ssh", "-F", self.ssh_config, "-o", "ConnectTimeout=3", host, "sudo", "-n", "true"],
+                      check=False, capture=True, quiet=True)
+            if res.returncode == 0:
+                return
+            time.sleep(1)
+        raise SystemExit("lab: ssh to %s did not answer within %d s: %s" % (host, timeout, res.stderr.strip()))
+
+    # ---- commands
+    def up(self, fresh=False):
+        t0 = time.time()
+        self.ensure_host_tools()
+        self.build_images([self.distro])
+        t_img = time.time()
+        self.ensure_network()
+        pubkey = self.ensure_key()
+        started = [h for h in self.hosts if self.start_host(h, fresh)]
+        stale = set(self.labelled("container")) - {self.container(h) for h in self.hosts}
+        for name in sorted(stale):
+            run(["podman", "rm", "-f", "-t", "2", name], capture=True)
+        hostkeys = {}
+        for host in self.hosts:
+            self.wait_booted(host)
+            hostkeys[host] = self.authorize(host, pubkey)
+        self.write_access(hostkeys)
+        for host in self.hosts:
+            self.wait_ssh(host)
+        log("up: %d hosts (%d started) on %s, distro %s; images %.0f s, total %.0f s"
+            % (len(self.hosts), len(started), self.subnet, self.distro, t_img - t0, time.time() - t0))
+        log("inventory: -i lab/inventory -i %s" % os.path.relpath(self.inventory, ROOT))
+
+    def down(self):
+        for name in self.labelled("container"):
+            run(["podman", "rm", "-f", "-t", "2", name], capture=True)
+        if self.name in self.labelled("network"):
+            run(["podman", "network", "rm", "-f", self.name], capture=True)
+        for path in (self.inventory, self.ssh_config, self.known_hosts):
+            if os.path.exists(path):
+                os.remove(path)
+        log("down: lab %s removed" % self.name)
+
+    def status(self):
+        rc = 0
+        for host in self.hosts:
+            state = self.container_state(host)
+            status = state[0] if state else "absent"
+            ssh = "-"
+            if status == "running" and os.path.exists(self.ssh_config):
+                res = run(["ssh", "-F", self.ssh_config, "-o", "ConnectTimeout=3", host, "systemctl",
+                           "is-system-running"], check=False, capture=True, quiet=True)
+                ssh = "ssh ok, systemd " + res.stdout.strip() if res.stdout.strip() else "ssh failed"
+            if status != "running":
+                rc = 1
+            print("%-8s %-22s %-15s %-10s %s" % (host, self.container(host), self.address(host), status, ssh))
+        return rc
+
+    def ansible_env(self):
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+        return env
+
+    def deploy(self, extra):
+        if not os.path.exists(self.inventory):
+            raise SystemExit("lab: no inventory for lab %s; run `python -m lab up` first" % self.name)
+        cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+               "-i", os.path.join(LAB_DIR, "inventory"), "-i", self.inventory,
+               os.path.join(ROOT, "site.yml")] + extra
+        log("$ " + " ".join(cmd))
+        return subprocess.call(cmd, cwd=ROOT, env=self.ansible_env())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="build images if needed and start the lab")
+    p_up.add_argument("--fresh", action="store_true", help="recreate every container")
+    sub.add_parser("down", help="remove the lab's containers and network")
+    sub.add_parser("status", help="show the lab's hosts")
+    p_img = sub.add_parser("images", help="build the base images")
+    p_img.add_argument("distros", nargs="*", default=list(DISTROS))
+    p_dep = sub.add_parser("deploy", help="run site.yml against the lab")
+    p_dep.add_argument("extra", nargs=argparse.REMAINDER, help="extra ansible-playbook arguments")
+    p_ssh = sub.add_parser("ssh", help="ssh to a lab host")
+    p_ssh.add_argument("host")
+    p_ssh.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    lab = Lab()
+    if args.command == "up":
+        lab.up(fresh=args.fresh)
+    elif args.command == "down":
+        lab.down()
+    elif args.command == "status":
+        return lab.status()
+    elif args.command == "images":
+        lab.ensure_host_tools()
+        lab.build_images(args.distros)
+    elif args.command == "deploy":
+        return lab.deploy(args.extra)
+    elif args.command == "ssh":
+        os.execvp("ssh", ["ssh", "-F", lab.ssh_config, args.host] + args.cmd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
