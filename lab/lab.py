@@ -125,8 +125,13 @@ class Lab:
         return os.path.join(self.state, "id_ed25519")
 
     @property
+    def inventory_dir(self):
+        """A complete inventory: the generated hosts plus links to lab/inventory's groups and group_vars."""
+        return os.path.join(self.state, "inventory")
+
+    @property
     def inventory(self):
-        return os.path.join(self.state, "hosts.yml")
+        return os.path.join(self.inventory_dir, "hosts.yml")
 
     @property
     def ssh_config(self):
@@ -332,6 +337,11 @@ class Lab:
                 "children": groups,
             }
         }
+        os.makedirs(self.inventory_dir, exist_ok=True)
+        for entry in ("groups.yml", "group_vars"):
+            link = os.path.join(self.inventory_dir, entry)
+            if not os.path.islink(link):
+                os.symlink(os.path.relpath(os.path.join(LAB_DIR, "inventory", entry), self.inventory_dir), link)
         with open(self.inventory, "w") as f:
             f.write("# Written by `python -m lab up` for lab %r; do not edit.\n" % self.name)
             yaml.safe_dump(inventory, f, default_flow_style=False, sort_keys=False)
@@ -367,7 +377,7 @@ class Lab:
             self.wait_ssh(host)
         log("up: %d hosts (%d started) on %s, distro %s; images %.0f s, total %.0f s"
             % (len(self.hosts), len(started), self.subnet, self.distro, t_img - t0, time.time() - t0))
-        log("inventory: -i lab/inventory -i %s" % os.path.relpath(self.inventory, ROOT))
+        log("inventory: -i %s" % os.path.relpath(self.inventory_dir, ROOT))
 
     def down(self):
         for name in self.labelled("container"):
@@ -402,7 +412,7 @@ class Lab:
         if not os.path.exists(self.inventory):
             raise SystemExit("lab: no inventory for lab %s; run `python -m lab up` first" % self.name)
         cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-               "-i", os.path.join(LAB_DIR, "inventory"), "-i", self.inventory,
+               "-i", self.inventory_dir,
                os.path.join(ROOT, "site.yml")] + extra
         log("$ " + " ".join(cmd))
         return subprocess.call(cmd, cwd=ROOT, env=self.ansible_env())

@@ -1,0 +1,59 @@
+# nextcloud_ha.cluster: the two commands of the README, and their parts.
+#   make lab    bring up the local lab (podman, six Debian hosts) and deploy the whole cluster
+#   make test   every test: unit, stand-in, lint, sanity, and the cluster in the lab (molecule)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR ?= false
+export PY_COLORS ?= 0
+export NO_COLOR ?= 1
+
+# Debian packages the controller needs for the tests (the lab installs podman and friends itself).
+HOST_PACKAGES := php-cli php-sqlite3 php-bz2 gnupg bzip2 rsync openssh-client ca-certificates
+
+.PHONY: lab test deps venv unit standin lint sanity molecule down status
+
+lab: venv deps
+	$(VENV)/bin/python -m lab up
+	$(VENV)/bin/python -m lab deploy
+
+test: venv deps unit standin lint sanity molecule
+
+deps:
+	@missing=$$(for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing: $$missing"; apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+unit:
+	$(VENV)/bin/pytest -q tests/unit
+
+standin:
+	@if [ -d tests/standin/tests ]; then $(VENV)/bin/pytest -q tests/standin/tests; fi
+
+lint:
+	$(VENV)/bin/yamllint -s .
+	$(VENV)/bin/ansible-lint --offline -q
+
+sanity:
+	.ci/sanity
+
+molecule:
+	$(VENV)/bin/molecule test -s default
+
+down:
+	$(VENV)/bin/python -m lab down
+
+status:
+	$(VENV)/bin/python -m lab status

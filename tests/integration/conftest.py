@@ -1,0 +1,63 @@
+"""Fixtures for tests that check real state on the lab's hosts.
+
+The lab must be up (`python -m lab up`, or molecule's create step). Hosts are reached over the
+ssh configuration the lab wrote, with sudo, exactly like Ansible reaches them.
+"""
+import os
+import subprocess
+
+import pytest
+import testinfra
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB_NAME = os.environ.get("LAB_NAME", "nchalab")
+STATE = os.path.join(ROOT, "lab", ".state", LAB_NAME)
+SSH_CONFIG = os.path.join(STATE, "ssh_config")
+
+
+class Inventory:
+    """The lab's generated inventory: hosts, their addresses and groups."""
+
+    def __init__(self, path):
+        with open(path) as f:
+            data = yaml.safe_load(f)["all"]
+        self.hostvars = data["hosts"]
+        self.groups = {name: list((g or {}).get("hosts") or {}) for name, g in data.get("children", {}).items()}
+
+    @property
+    def hosts(self):
+        return list(self.hostvars)
+
+    def address(self, host):
+        return self.hostvars[host]["ansible_host"]
+
+    def group(self, name):
+        return self.groups.get(name, [])
+
+
+@pytest.fixture(scope="session")
+def inventory():
+    path = os.path.join(STATE, "inventory", "hosts.yml")
+    if not os.path.exists(path):
+        pytest.fail("the lab %r is not up (no %s): run `python -m lab up` first" % (LAB_NAME, path))
+    return Inventory(path)
+
+
+@pytest.fixture(scope="session")
+def lab_host(inventory):
+    """lab_host(name) -> a testinfra host reached over ssh with sudo."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = testinfra.get_host("ssh://%s" % name, ssh_config=SSH_CONFIG, sudo=True)
+        return cache[name]
+
+    return get
+
+
+def ssh(host, command, timeout=60):
+    """Run a command on a lab host as the ssh user (no sudo); returns CompletedProcess."""
+    return subprocess.run(["ssh", "-F", SSH_CONFIG, host, command], capture_output=True, text=True,
+                          timeout=timeout)
