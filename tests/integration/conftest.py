@@ -61,3 +61,12 @@ def ssh(host, command, timeout=60):
     """Run a command on a lab host as the ssh user (no sudo); returns CompletedProcess."""
     return subprocess.run(["ssh", "-F", SSH_CONFIG, host, command], capture_output=True, text=True,
                           timeout=timeout)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "disruptive: stops or breaks servers; runs after every other test")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Disruptive tests (failover, killed services, stopped containers) run last, in file order."""
+    items.sort(key=lambda item: 1 if item.get_closest_marker("disruptive") else 0)
