@@ -156,7 +156,8 @@ def _export_float(value):
 def _export_key(key):
     kind = type(key)
     if kind is int:
-        return _export_int(key)
+        # Unlike values, var_export() writes PHP_INT_MIN as a plain number in keys.
+        return str(key)
     if kind is str:
         return _export_string(key)
     return key.code
@@ -634,7 +635,7 @@ class _Parser(object):
                 core_end = value_end
                 has_comma = False
             elif text.startswith('=>', self.pos):
-                self.fail('unexpected =>')
+                self.fail("unexpected '=>'; is a ',' missing before this item?")
             else:
                 self.fail("expected ',' or '%s'" % closer)
             if entries is not None:
