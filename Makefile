@@ -11,6 +11,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= false
 export PY_COLORS ?= 0
 export NO_COLOR ?= 1
+# Tests always install the Nextcloud test stand-in, never depend on the internet.
+test: export LAB_NEXTCLOUD = standin
 
 # Debian packages the controller needs for the tests (the lab installs podman and friends itself).
 HOST_PACKAGES := php-cli php-sqlite3 php-bz2 gnupg bzip2 rsync openssh-client ca-certificates

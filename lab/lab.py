@@ -14,6 +14,8 @@ Environment:
               the network is <name>, state lives in lab/.state/<name>/
   LAB_DISTRO  bookworm (default, from topology.yml) or trixie
   LAB_SUBNET  the /24 of the lab network (default derived from LAB_NAME in 10.213.0.0/16)
+  LAB_NEXTCLOUD  `standin` (always use the test stand-in, as the tests do) or `auto` (default: the
+              official release when download.nextcloud.com answers, else the stand-in, said loudly)
 """
 
 import argparse
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import yaml
 
@@ -35,6 +38,19 @@ IMAGE_REPO = "localhost/nchalab-debian"
 DISTROS = ("bookworm", "trixie")
 MIRROR = "http://deb.debian.org/debian"
 SSH_USER = "ansible"
+MIRROR_HOST = "mirror"
+STANDIN_VERSIONS = ("32.0.2", "33.0.0", "34.0.0")
+STANDIN_DEFAULT = "32.0.2"
+OFFICIAL_RELEASES = "https://download.nextcloud.com/server/releases/"
+MIRROR_UNIT = """\
+[Unit]
+Description=Lab mirror of Nextcloud release archives (test stand-in)
+After=network.target
+[Service]
+ExecStart=/usr/bin/python3 -m http.server 80 --directory /srv/mirror
+[Install]
+WantedBy=multi-user.target
+"""
 
 # The base image recipe. Changing anything here changes the image tag, so images rebuild.
 BASE_PACKAGES = [
@@ -240,7 +256,8 @@ class Lab:
 
     def container_state(self, host):
         res = run(["podman", "inspect", "--type", "container", "--format",
-                   "{{.State.Status}} {{.ImageName}} {{index .Config.Labels \"%s\"}}" % LABEL,
+                   "{{.State.Status}} {{.ImageName}} {{index .Config.Labels \"%s\"}} "
+                   "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}" % LABEL,
                    self.container(host)], check=False, capture=True, quiet=True)
         if res.returncode != 0:
             return None
@@ -253,7 +270,8 @@ class Lab:
         if state is not None:
             if len(state) < 3 or state[2] != self.name:
                 raise SystemExit("lab: container %s exists but was not made by this lab" % name)
-            if not fresh and state[0] == "running" and state[1] == self.image():
+            current = state[0] == "running" and state[1] == self.image() and state[3:] == [self.address(host)]
+            if not fresh and current:
                 return False
             run(["podman", "rm", "-f", "-t", "2", name], capture=True)
         cmd = ["podman", "run", "-d", "--name", name, "--hostname", host,
@@ -296,7 +314,7 @@ class Lab:
                          % ((SSH_USER,) * 7), input_=pubkey)
         return self.podman_exec(host, "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
 
-    def write_access(self, hostkeys):
+    def write_access(self, hostkeys, extra_vars):
         with open(self.known_hosts, "w") as f:
             for host, key in hostkeys.items():
                 f.write("%s,%s %s %s\n" % (host, self.address(host), key[0], key[1]))
@@ -333,6 +351,7 @@ class Lab:
                     "lab_name": self.name,
                     "lab_distro": self.distro,
                     "lab_subnet": self.subnet,
+                    **extra_vars,
                 },
                 "children": groups,
             }
@@ -356,6 +375,52 @@ class Lab:
             time.sleep(1)
         raise SystemExit("lab: ssh to %s did not answer within %d s: %s" % (host, timeout, res.stderr.strip()))
 
+    # ---- the Nextcloud release: official when reachable, else the test stand-in on the lab mirror
+    @staticmethod
+    def official_release_reachable():
+        try:
+            urllib.request.urlopen(urllib.request.Request(OFFICIAL_RELEASES, method="HEAD"), timeout=5)
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not reachable from here"
+            return False
+
+    def publish_standin(self):
+        """Build the stand-in releases, serve them from the mirror host; return the inventory vars."""
+        out = os.path.join(self.state, "mirror")
+        builder = os.path.join(ROOT, "tests", "standin", "build.py")
+        for version in STANDIN_VERSIONS:
+            run([sys.executable, builder, "--version", version, "--out", out], capture=True, quiet=True)
+        for variant in ("corrupt-checksum", "bad-signature"):
+            run([sys.executable, builder, "--version", STANDIN_DEFAULT, "--out", os.path.join(out, variant),
+                 "--key-dir", out, "--" + variant], capture=True, quiet=True)
+        name = self.container(MIRROR_HOST)
+        self.podman_exec(MIRROR_HOST, "rm -rf /srv/mirror && mkdir -p /srv/mirror")
+        run(["podman", "cp", out + "/.", "%s:/srv/mirror/" % name], capture=True, quiet=True)
+        self.podman_exec(MIRROR_HOST, "rm -rf /srv/mirror/.gnupg /srv/mirror/*/.gnupg && "
+                                      "cat > /etc/systemd/system/lab-mirror.service && systemctl daemon-reload && "
+                                      "systemctl enable --now lab-mirror.service && systemctl restart lab-mirror.service",
+                         input_=MIRROR_UNIT)
+        mode = os.environ.get("LAB_NEXTCLOUD", "auto")
+        if mode == "auto" and self.official_release_reachable():
+            log("the official Nextcloud download answers: the lab deploys the real release")
+            return {}
+        if mode == "auto":
+            log("!" * 78)
+            log("download.nextcloud.com is NOT reachable from here: the lab deploys the TEST STAND-IN")
+            log("release %s from http://%s/ (tests/standin), signed with a throw-away test key." % (
+                STANDIN_DEFAULT, MIRROR_HOST))
+            log("!" * 78)
+        with open(os.path.join(out, "test-signing-key.fingerprint")) as f:
+            fingerprint = f.read().strip()
+        return {
+            "lab_standin_versions": list(STANDIN_VERSIONS),
+            "lab_standin_mirror": "http://%s" % MIRROR_HOST,
+            "nextcloud_version": STANDIN_DEFAULT,
+            "nextcloud_archive_url": "http://%s/nextcloud-{{ nextcloud_version }}.tar.bz2" % MIRROR_HOST,
+            "nextcloud_gpg_key_url": "http://%s/test-signing-key.asc" % MIRROR_HOST,
+            "nextcloud_gpg_fingerprint": fingerprint,
+        }
+
     # ---- commands
     def up(self, fresh=False):
         t0 = time.time()
@@ -372,7 +437,8 @@ class Lab:
         for host in self.hosts:
             self.wait_booted(host)
             hostkeys[host] = self.authorize(host, pubkey)
-        self.write_access(hostkeys)
+        extra_vars = self.publish_standin() if MIRROR_HOST in self.hosts else {}
+        self.write_access(hostkeys, extra_vars)
         for host in self.hosts:
             self.wait_ssh(host)
         log("up: %d hosts (%d started) on %s, distro %s; images %.0f s, total %.0f s"

@@ -50,3 +50,15 @@ def test_hosts_reach_each_other_by_inventory_name(inventory, lab_host):
         resolved = host.check_output("getent ahostsv4 %s | awk 'NR==1 {print $1}'" % dst)
         assert resolved == inventory.address(dst), "%s resolves %s to %r" % (src, dst, resolved)
         host.run_test("nc -z -w 3 %s 22" % dst)
+
+
+def test_mirror_serves_the_standin_release_to_the_cluster(inventory, lab_host):
+    """The lab's mirror publishes a release like download.nextcloud.com: archive, .sha256, .asc, key."""
+    web = lab_host(inventory.group("webservers")[0])
+    base = "http://mirror/nextcloud-32.0.2.tar.bz2"
+    published = web.check_output("curl -sf %s.sha256" % base).split()
+    assert published[1] == "nextcloud-32.0.2.tar.bz2"
+    actual = web.check_output("curl -sf %s | sha256sum" % base).split()[0]
+    assert actual == published[0]
+    assert web.check_output("curl -sf %s.asc" % base).startswith("-----BEGIN PGP SIGNATURE-----")
+    assert web.run("curl -sf http://mirror/corrupt-checksum/nextcloud-32.0.2.tar.bz2.sha256").stdout.split()[0] != actual
