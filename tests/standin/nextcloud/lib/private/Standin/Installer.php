@@ -182,6 +182,7 @@ final class Installer {
 						$this->server->logger->error('Error while trying to create database user: ' . $e->getMessage());
 					}
 				}
+				$createdUser = $user !== $params['user'];
 				$config->setValues(['dbuser' => $user, 'dbpassword' => $password]);
 				if ($admin->one('SELECT datname FROM pg_database WHERE datname = ?', [$name]) === null) {
 					try {
@@ -194,6 +195,14 @@ final class Installer {
 						$admin->run('REVOKE ALL PRIVILEGES ON DATABASE ' . addslashes($name) . ' FROM PUBLIC');
 					} catch (DatabaseException $e) {
 						$this->server->logger->error('Error while trying to restrict database permissions: ' . $e->getMessage());
+					}
+				}
+				if ($createdUser) {
+					// PostgreSQL 15+: the new login needs CREATE on the public schema
+					try {
+						Database::connect($params + ['name' => $name])->run('GRANT CREATE ON SCHEMA public TO "' . addslashes($user) . '"');
+					} catch (DatabaseException $e) {
+						$this->server->logger->error('Error while trying to grant CREATE on schema public: ' . $e->getMessage());
 					}
 				}
 			} else {

@@ -1,0 +1,115 @@
+"""status.php, index.php, remote.php (WebDAV) and probe.php through php -S on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+
+STATUS_PHP_KEYS = ["installed", "maintenance", "needsDbUpgrade", "version", "versionstring", "edition", "productname",
+                   "extendedSupport"]
+
+
+def test_status_php(nc, web_factory):
+    web = web_factory()
+    code, headers, body = web.request("/status.php")
+    assert code == 200
+    assert headers["Content-Type"] == "application/json"
+    assert body == (b'{"installed":true,"maintenance":false,"needsDbUpgrade":false,"version":"32.0.2.2",'
+                    b'"versionstring":"32.0.2","edition":"","productname":"Nextcloud","extendedSupport":false}')
+    assert list(json.loads(body)) == STATUS_PHP_KEYS
+    nc.occ("maintenance:mode", "--on")
+    code, status = web.json("/status.php")
+    assert code == 200 and status["maintenance"] is True
+
+
+def test_status_php_not_installed(fresh):
+    from conftest import start_web
+
+    web = start_web(fresh)
+    try:
+        code, status = web.json("/status.php")
+        assert code == 200 and status["installed"] is False
+    finally:
+        web.proc.terminate()
+        web.proc.wait(timeout=5)
+
+
+def test_untrusted_host_is_refused(nc, web_factory):
+    web = web_factory()
+    code, _, body = web.request("/status.php", headers={"Host": "cloud.example.com"})
+    assert (code, body) == (400, b'{"error": "Trusted domain error.", "code": 15}')
+    code, _, body = web.request("/index.php/login", headers={"Host": "cloud.example.com"})
+    assert code == 400 and b"Access through untrusted domain" in body
+    nc.occ("config:system:set", "trusted_domains", "1", "--value=*.example.com")
+    code, _, _ = web.request("/index.php/login", headers={"Host": "cloud.example.com:8443"})
+    assert code == 200
+
+
+def test_index_redirects_to_login(nc, web_factory):
+    web = web_factory()
+    code, headers, _ = web.request("/")
+    assert code == 302 and headers["Location"] == "/index.php/login"
+    code, _, body = web.request("/index.php/login")
+    assert code == 200 and b"login" in body
+    nc.occ("maintenance:mode", "--on")
+    code, headers, _ = web.request("/index.php/login")
+    assert code == 503 and headers["X-Nextcloud-Maintenance-Mode"] == "1"
+
+
+def test_webdav(nc, web_factory):
+    web = web_factory()
+    auth = ("admin", "Adm1n-pass!")
+    url = "/remote.php/dav/files/admin/hello.txt"
+    assert web.request(url, "PUT", b"hello world", auth=auth)[0] == 201
+    assert (nc.data / "admin" / "files" / "hello.txt").read_bytes() == b"hello world"
+    assert web.request(url, "PUT", b"second", auth=auth)[0] == 204
+    code, _, body = web.request(url, auth=auth)
+    assert (code, body) == (200, b"second")
+    assert web.request(url, auth=("admin", "wrong"))[0] == 401
+    assert web.request(url)[0] == 401
+    assert web.request("/remote.php/dav/files/admin/missing/x.txt", "PUT", b"x", auth=auth)[0] == 409
+    assert web.request("/remote.php/dav/files/admin/sub", "MKCOL", auth=auth)[0] == 201
+    assert web.request("/remote.php/dav/files/admin/sub/x.txt", "PUT", b"x", auth=auth)[0] == 201
+    code, _, body = web.request("/remote.php/dav/files/admin/", "PROPFIND", headers={"Depth": "1"}, auth=auth)
+    assert code == 207 and b"hello.txt" in body and b"sub/" in body
+    assert ("files/hello.txt",) in nc.sql("SELECT path FROM oc_filecache")
+    assert web.request(url, "DELETE", auth=auth)[0] == 204
+    assert web.request(url, auth=auth)[0] == 404
+    assert not (nc.data / "admin" / "files" / "hello.txt").exists()
+    assert web.request("/remote.php/dav/files/admin/../../etc/passwd", auth=auth)[0] in (403, 404)
+    nc.occ("maintenance:mode", "--on")
+    assert web.request(url, auth=auth)[0] == 503
+
+
+def test_probe_with_sqlite_and_no_redis_or_apcu(nc, web_factory):
+    web = web_factory("-d", "apc.enabled=0")
+    code, probe = web.json("/probe.php")
+    assert code == 503 and probe["ok"] is False
+    assert probe["db"]["ok"] is True and probe["datadir"]["ok"] is True
+    assert probe["redis"]["ok"] is False and "not configured" in probe["redis"]["error"]
+    assert probe["apcu"]["ok"] is False
+    for check in ("db", "redis", "apcu", "datadir"):
+        assert set(probe[check]) == {"ok", "ms", "error"}
+    assert probe["version"] == "32.0.2.2" and probe["instanceid"] == nc.config()["instanceid"]
+    assert probe["hostname"] == os.uname().nodename
+    code, probe = web.json("/probe.php?checks=db,datadir")
+    assert code == 200 and probe["ok"] is True and "redis" not in probe
+    nc.occ("config:system:set", "redis", "host", "--value=127.0.0.1")
+    nc.occ("config:system:set", "redis", "port", "--value=1", "--type=integer")
+    code, probe = web.json("/probe.php?checks=redis")
+    assert code == 503 and probe["redis"]["ok"] is False and "RedisException" in probe["redis"]["error"]
+
+
+def test_probe_write_and_read(nc, web_factory):
+    web = web_factory()
+    code, probe = web.json("/probe.php?checks=db,datadir&write=before-fault.1")
+    assert code == 200 and probe["write"]["ok"] is True
+    assert (nc.data / "probe" / "before-fault.1").exists()
+    assert nc.sql("SELECT hostname FROM oc_standin_probe WHERE probe_key = 'before-fault.1'") == [(os.uname().nodename,)]
+    code, probe = web.json("/probe.php?checks=db&read=before-fault.1")
+    assert code == 200
+    assert probe["read"]["found_row"] is True and probe["read"]["found_file"] is True
+    code, probe = web.json("/probe.php?checks=db&read=never-written")
+    assert probe["read"]["found_row"] is False and probe["read"]["found_file"] is False
+    code, probe = web.json("/probe.php?write=../etc")
+    assert code == 400 and probe["ok"] is False
