@@ -97,8 +97,10 @@ attributes:
 notes:
   - The diff shows the whole file before and after, including passwords and secrets such as
     C(dbpassword) or C(secret). Use C(diff: false) or C(no_log: true) on tasks where that matters.
-  - If PHP runs with C(opcache.validate_timestamps=0), reload PHP-FPM after a change so that
-    Nextcloud reads the new file.
+  - Nextcloud invalidates OPcache for its config files when their modification time changes, so no
+    PHP-FPM reload is needed after a change.
+  - Do not run this module while Nextcloud itself writes the file (installer, upgrade,
+    C(occ config:system:set)); one of the two writes would be lost.
   - Nextcloud itself rewrites config.php (for example during upgrades or C(occ config:system:set)),
     which drops comments. Keep changes in Ansible, not in comments.
   - See C(docs/config_php.md) in the collection for background and more examples.

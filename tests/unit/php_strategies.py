@@ -3,11 +3,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Hypothesis strategies for config.php value trees (as users give them to the module)."""
 
+import os
+
 from hypothesis import HealthCheck, settings, strategies as st
 
+# Scale up for a longer bug hunt, e.g. CONFIG_PHP_EXAMPLES_SCALE=50 pytest tests/unit
+_SCALE = float(os.environ.get('CONFIG_PHP_EXAMPLES_SCALE', '1'))
+
 # No deadline: PHP subprocesses and the first parse of a run vary in speed.
-FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-ORACLE = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=int(100 * _SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ORACLE = settings(max_examples=int(60 * _SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 TRICKY_STRINGS = [
     '', "'", '\\', "\\'", "'\\", '\0', 'a\0b', '\0\0', '\n', '\r\n', '\t', '$x', '{$x}', '"', '""',

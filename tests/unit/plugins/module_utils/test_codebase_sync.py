@@ -1,0 +1,401 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests of the pure parts of codebase_sync: patterns, manifest, diff and command building."""
+
+import os
+import shlex
+import subprocess
+
+import pytest
+
+from ansible_collections.nextcloud_ha.cluster.plugins.module_utils import codebase_sync as cs
+
+
+# -- exclusion patterns -----------------------------------------------------------------------
+
+@pytest.mark.parametrize('pattern, path, is_dir, expected', [
+    ('data/', 'data', True, True),
+    ('data/', 'data', False, False),            # dir-only pattern does not match a file
+    ('data', 'data', False, True),
+    ('data/', 'apps/data', True, False),        # anchored at the root
+    ('config/node.config.php', 'config/node.config.php', False, True),
+    ('config/node.config.php', 'config/config.php', False, False),
+    ('config/*.config.php', 'config/node.config.php', False, True),
+    ('config/*.config.php', 'config/sub/x.config.php', False, False),  # * stays in one component
+    ('**/.git/', 'apps/foo/.git', True, True),
+    ('**/.git/', '.git', True, True),           # ** matches zero components
+    ('./data/', 'data', True, True),
+    ('/data/', 'data', True, True),
+    ('apps/*/tests/', 'apps/files/tests', True, True),
+    ('apps/*/tests/', 'apps/files/lib/tests', True, False),
+    ('a?c', 'abc', False, True),
+    ('[ab]x', 'cx', False, False),
+])
+def test_is_excluded(pattern, path, is_dir, expected):
+    assert cs.is_excluded(path, is_dir, cs.parse_patterns([pattern])) is expected
+
+
+def test_root_is_never_excluded():
+    assert not cs.is_excluded('.', True, cs.parse_patterns(['**/x']))
+
+
+@pytest.mark.parametrize('pattern', ['', '   ', '/', '.', './', '**', '**/**', 'a/../b', '..'])
+def test_bad_patterns(pattern):
+    with pytest.raises(ValueError):
+        cs.parse_pattern(pattern)
+
+
+@pytest.mark.parametrize('patterns, rel, expected', [
+    (['data/'], '.', True),
+    (['data/'], 'apps', False),
+    (['config/node.config.php'], 'config', True),
+    (['config/node.config.php'], 'core', False),
+    (['**/.git/'], 'apps/foo', True),
+    (['apps/*/tests/'], 'apps', True),
+    (['apps/*/tests/'], 'apps/files', True),
+    (['apps/*/tests/'], 'apps/files/tests', False),   # nothing *below* it can match further
+    ([], '.', False),
+])
+def test_may_contain_excluded(patterns, rel, expected):
+    assert cs.may_contain_excluded(rel, cs.parse_patterns(patterns)) is expected
+
+
+@pytest.mark.parametrize('rel', ['/etc/passwd', '../x', 'a/../../b', 'a//b', './a', 'a/./b', '', 'a/\0b'])
+def test_check_relpath_rejects(rel):
+    with pytest.raises(ValueError):
+        cs.check_relpath(rel)
+
+
+@pytest.mark.parametrize('rel', ['.', 'a', 'a/b c/d', 'apps/x.php', '.htaccess'])
+def test_check_relpath_accepts(rel):
+    assert cs.check_relpath(rel) == rel
+
+
+# -- manifest -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / 'tree'
+    (root / 'apps' / 'files').mkdir(parents=True)
+    (root / 'config').mkdir()
+    (root / 'data' / 'admin').mkdir(parents=True)
+    (root / 'index.php').write_text('<?php\n')
+    (root / 'apps' / 'files' / 'app.php').write_text('x' * 100)
+    (root / 'config' / 'config.php').write_text('<?php $CONFIG = [];\n')
+    (root / 'config' / 'node.config.php').write_text('<?php\n')
+    (root / 'data' / 'admin' / 'f.txt').write_text('secret')
+    os.symlink('apps/files', str(root / 'link'))
+    os.utime(str(root / 'index.php'), (1000000000, 1000000000))
+    return root
+
+
+def test_scan_tree_entries(tree):
+    m = cs.scan_tree(str(tree), [])
+    assert set(m) == {'.', 'apps', 'apps/files', 'apps/files/app.php', 'config', 'config/config.php',
+                      'config/node.config.php', 'data', 'data/admin', 'data/admin/f.txt', 'index.php', 'link'}
+    st = os.lstat(str(tree / 'index.php'))
+    assert m['index.php'] == ('f', st.st_mode & 0o7777, st.st_uid, st.st_gid, 6, 1000000000, '')
+    assert m['link'][0] == 'l' and m['link'][6] == 'apps/files'
+    assert m['apps'][0] == 'd' and m['apps'][5] == 0        # directory mtimes are not compared
+
+
+def test_scan_tree_exclusion_prunes_and_reports(tree):
+    seen = []
+    m = cs.scan_tree(str(tree), cs.parse_patterns(['data/', 'config/node.config.php']),
+                     on_excluded=lambda rel, is_dir: seen.append((rel, is_dir)))
+    assert not any(p == 'data' or p.startswith('data/') for p in m)
+    assert 'config/node.config.php' not in m and 'config/config.php' in m
+    assert sorted(seen) == [('config/node.config.php', False), ('data', True)]
+
+
+def test_manifest_roundtrip_with_odd_names(tmp_path):
+    root = tmp_path / 't'
+    root.mkdir()
+    odd = os.fsdecode(b'caf\xc3\xa9 \xff\tname\nx')   # UTF-8, an undecodable byte, tab, newline
+    (root / odd).write_text('1')
+    m = cs.scan_tree(str(root), [])
+    assert cs.decode_manifest(cs.encode_manifest(m)) == {k: tuple(v) for k, v in m.items()}
+
+
+def test_decode_manifest_rejects_garbage():
+    with pytest.raises(cs.SyncError):
+        cs.decode_manifest(b'not zlib')
+
+
+def test_decode_manifest_rejects_bad_paths():
+    import json
+    import zlib
+    doc = {'v': cs.MANIFEST_VERSION, 'e': [['../etc/passwd', 'f', 420, 0, 0, 1, 1, '']]}
+    with pytest.raises(ValueError):
+        cs.decode_manifest(zlib.compress(json.dumps(doc).encode('ascii')))
+
+
+def _e(kind='f', mode=0o644, size=1, mtime=1, uid=33, gid=33, link=''):
+    return (kind, mode, uid, gid, size if kind == 'f' else 0, mtime if kind == 'f' else 0, link)
+
+
+def test_diff_manifests_detects_every_attribute():
+    base = {'.': _e('d', 0o755), 'a': _e(), 'b': _e(), 'c': _e(), 'd': _e(), 'e': _e(), 'l': _e('l', 0, link='x'),
+            'same': _e()}
+    src = dict(base)
+    src.update({'a': _e(size=2), 'b': _e(mtime=2), 'c': _e(mode=0o600), 'd': _e(uid=0), 'e': _e(gid=0),
+                'l': _e('l', 0, link='y'), 'new': _e()})
+    dest = dict(base)
+    dest['gone'] = _e()
+    changed, removed = cs.diff_manifests(src, dest)
+    assert changed == ['a', 'b', 'c', 'd', 'e', 'l', 'new']
+    assert removed == ['gone']
+
+
+def test_diff_identical_is_empty(tree):
+    m = cs.scan_tree(str(tree), [])
+    assert cs.diff_manifests(m, dict(m)) == ([], [])
+
+
+def test_paths_to_clear_never_keeps_shared_inodes():
+    src = {'.': _e('d'), 'f': _e(size=2), 'dirmode': _e('d', 0o700), 'became_file': _e(), 'new': _e()}
+    dest = {'.': _e('d', 0o700), 'f': _e(), 'dirmode': _e('d', 0o755), 'became_file': _e('d'),
+            'became_file/x': _e(), 'gone': _e()}
+    changed, removed = cs.diff_manifests(src, dest)
+    out = cs.paths_to_clear(changed, removed, src, dest)
+    # changed file is deleted (not written through the hard link), directory whose mode changed is kept,
+    # a directory that became a file is deleted, children before parents, the root never
+    assert out == ['gone', 'f', 'became_file/x', 'became_file']
+
+
+def test_describe_changes_is_bounded():
+    src = {'p%03d' % i: _e() for i in range(10)}
+    lines = cs.describe_changes(sorted(src), ['old'], src, {'p000': _e(size=9)}, limit=4)
+    assert lines == ['- old', '~ p000', '+ p001', '+ p002', '... and 7 more']
+
+
+# -- command building ---------------------------------------------------------------------------
+
+def test_ssh_argv_pins_host_keys_and_quotes_remote_words():
+    remote = cs.export_request('manifest', "/var/www/next cloud; rm -rf /", ['data/', "it's"])
+    argv = cs.ssh_argv('/usr/bin/ssh', 'web1', 'ncsync', '/etc/k', remote, port=2222,
+                       known_hosts='/etc/nextcloud-sync/known_hosts', connect_timeout=7)
+    assert argv[0] == '/usr/bin/ssh'
+    opts = [argv[i + 1] for i, a in enumerate(argv) if a == '-o']
+    assert 'StrictHostKeyChecking=yes' in opts and 'BatchMode=yes' in opts and 'IdentitiesOnly=yes' in opts
+    assert 'UserKnownHostsFile=/etc/nextcloud-sync/known_hosts' in opts
+    assert 'ConnectTimeout=7' in opts
+    assert not any('StrictHostKeyChecking=no' in a for a in argv)
+    assert argv[argv.index('-p') + 1] == '2222' and argv[argv.index('-i') + 1] == '/etc/k'
+    assert argv[-3:-1] == ['--', 'web1']
+    # the server splits the one command string back into exactly the words that were sent
+    assert shlex.split(argv[-1]) == remote
+    assert remote == ['nc-sync-export', 'manifest', '/var/www/next cloud; rm -rf /',
+                      '--exclude', 'data/', '--exclude', "it's"]
+
+
+def test_host_cannot_inject_options():
+    argv = cs.ssh_argv('ssh', '-oProxyCommand=x', 'u', 'k', ['nc-sync-export'])
+    assert argv.index('--') < argv.index('-oProxyCommand=x')
+
+
+def test_extract_argv_preserves_ownership():
+    argv = cs.extract_argv('/bin/tar', '/var/www/.nc.staging')
+    assert argv[:6] == ['/bin/tar', '-x', '-f', '-', '-C', '/var/www/.nc.staging']
+    for opt in ('--numeric-owner', '--same-owner', '--same-permissions', '--totals'):
+        assert opt in argv
+    assert '-v' in cs.extract_argv('tar', '/x', verbose=True)
+
+
+def test_archive_argv_takes_names_from_stdin_without_recursion():
+    argv = cs.archive_argv('tar', '/srv/tree')
+    assert argv[:6] == ['tar', '-c', '-f', '-', '-C', '/srv/tree']
+    for opt in ('--null', '--no-recursion', '--files-from=-', '--numeric-owner'):
+        assert opt in argv
+
+
+def test_pipeline_reports_both_exit_codes(tmp_path):
+    """The constant bash program passes odd argv through untouched and reports both ends."""
+    err = str(tmp_path / 'err')
+    weird = str(tmp_path / "out $(touch pwned) 'x'")
+    producer = ['sh', '-c', 'printf hello; echo to-stderr >&2; exit 3']
+    consumer = ['sh', '-c', 'cat > "$1"; exit 0', 'sh', weird]
+    argv = cs.pipeline_argv('bash', producer, consumer, err)
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert cs.parse_pipeline_status(proc.stderr) == (3, 0)
+    with open(weird) as f:
+        assert f.read() == 'hello'
+    assert not os.path.exists(str(tmp_path / 'pwned'))
+    with open(err) as f:
+        assert f.read() == 'to-stderr\n'
+    ok = subprocess.run(cs.pipeline_argv('bash', ['true'], ['cat'], err), capture_output=True, text=True)
+    assert ok.returncode == 0 and cs.parse_pipeline_status(ok.stderr) == (0, 0)
+    bad_tar = subprocess.run(cs.pipeline_argv('bash', ['true'], ['false'], err), capture_output=True, text=True)
+    assert bad_tar.returncode != 0 and cs.parse_pipeline_status(bad_tar.stderr) == (0, 1)
+
+
+def test_parse_helpers():
+    assert cs.parse_pipeline_status('noise') == (None, None)
+    assert cs.parse_tar_totals('Total bytes read: 10240 (10KiB, 1.2MiB/s)\n') == 10240
+    assert cs.parse_tar_totals('') == 0
+
+
+@pytest.mark.parametrize('rc, err, fragment', [
+    (255, 'Permission denied (publickey).', 'rejected the sync key'),
+    (255, 'Host key verification failed.', 'not pinned'),
+    (255, 'ssh: connect to host web1 port 22: Connection refused', 'cannot reach the master'),
+    (cs.EXPORT_NO_SOURCE, 'nc-sync-export: /x does not exist', 'src_path does not exist'),
+    (cs.EXPORT_FORBIDDEN, 'outside the allowed roots', 'refused the request'),
+    (127, 'command not found', 'not installed'),
+])
+def test_explain_ssh_failure(rc, err, fragment):
+    assert fragment in cs.explain_ssh_failure(rc, err, 'web1', 'ncsync')
+
+
+@pytest.mark.parametrize('path', ['', '   ', 'relative/path', '/', '//', '/var/www', '/var/www/', '/etc', '/usr/../etc'])
+def test_validate_abs_path_refuses(path):
+    with pytest.raises(cs.SyncError):
+        cs.validate_abs_path(path, 'dest_path')
+
+
+def test_validate_abs_path_normalises():
+    assert cs.validate_abs_path('/var/www/nextcloud/', 'dest_path') == '/var/www/nextcloud'
+
+
+# -- the export program -------------------------------------------------------------------------
+
+def _export(tmp_path, request, allow=None, stdin=b''):
+    out = tmp_path / 'out.bin'
+    with open(str(out), 'wb') as f:
+        args = []
+        for a in allow or []:
+            args += ['--allow-root', a]
+        import io
+        rc = cs.export_main(args, {'SSH_ORIGINAL_COMMAND': ' '.join(shlex.quote(w) for w in request)},
+                            stdin=io.BytesIO(stdin), stdout=f)
+    return rc, out.read_bytes()
+
+
+def test_export_manifest_matches_local_scan(tree, tmp_path):
+    rc, data = _export(tmp_path, cs.export_request('manifest', str(tree), ['data/']), allow=[str(tmp_path)])
+    assert rc == 0
+    local = cs.scan_tree(str(tree), cs.parse_patterns(['data/']))
+    assert cs.decode_manifest(data) == {k: tuple(v) for k, v in local.items()}
+
+
+def test_export_refuses_outside_allowed_roots(tree, tmp_path):
+    rc, data = _export(tmp_path, cs.export_request('manifest', '/etc', []), allow=[str(tree)])
+    assert rc == cs.EXPORT_FORBIDDEN and data == b''
+
+
+def test_export_refuses_symlink_escape(tree, tmp_path):
+    os.symlink('/etc', str(tree / 'escape'))
+    rc, _data = _export(tmp_path, cs.export_request('manifest', str(tree / 'escape'), []), allow=[str(tree)])
+    assert rc == cs.EXPORT_FORBIDDEN
+
+
+def test_export_missing_source(tmp_path):
+    rc, _data = _export(tmp_path, cs.export_request('tar', str(tmp_path / 'nope'), []), allow=[str(tmp_path)])
+    assert rc == cs.EXPORT_NO_SOURCE
+
+
+@pytest.mark.parametrize('request_words', [
+    ['nc-sync-export'],
+    ['nc-sync-export', 'shell', '/x'],
+    ['nc-sync-export', 'manifest', '/x', '--rsh', 'y'],
+    ['nc-sync-export', 'manifest', 'relative'],
+])
+def test_export_rejects_malformed_requests(tmp_path, request_words):
+    rc, _data = _export(tmp_path, request_words)
+    assert rc == cs.EXPORT_USAGE
+
+
+def test_export_tar_list_refuses_escapes_and_excluded(tree, tmp_path):
+    req = cs.export_request('tar-list', str(tree), ['data/'])
+    assert _export(tmp_path, req, stdin=b'../../etc/passwd\0')[0] == cs.EXPORT_FORBIDDEN
+    assert _export(tmp_path, req, stdin=b'data\0')[0] == cs.EXPORT_FORBIDDEN
+    assert _export(tmp_path, req, stdin=b'data/admin/f.txt\0')[0] == cs.EXPORT_FORBIDDEN
+
+
+def _members(data, tmp_path):
+    path = tmp_path / 'a.tar'
+    path.write_bytes(data)
+    import tarfile
+    with tarfile.open(str(path)) as t:
+        return [m.name for m in t.getmembers()]
+
+
+def test_export_tar_streams_the_tree_minus_exclusions(tree, tmp_path):
+    rc, data = _export(tmp_path, cs.export_request('tar', str(tree), ['data/', 'config/node.config.php']))
+    assert rc == 0
+    names = _members(data, tmp_path)
+    assert names[0] == '.'
+    assert set(names) == {'.', 'apps', 'apps/files', 'apps/files/app.php', 'config', 'config/config.php',
+                          'index.php', 'link'}
+    assert names.index('apps') < names.index('apps/files') < names.index('apps/files/app.php')
+
+
+def test_export_tar_list_only_listed(tree, tmp_path):
+    rc, data = _export(tmp_path, cs.export_request('tar-list', str(tree), []), stdin=b'config/config.php\0index.php\0')
+    assert rc == 0
+    assert _members(data, tmp_path) == ['config/config.php', 'index.php']
+
+
+def test_export_tar_list_missing_file_fails(tree, tmp_path):
+    rc, _data = _export(tmp_path, cs.export_request('tar-list', str(tree), []), stdin=b'vanished.php\0')
+    assert rc == cs.EXPORT_FAILED
+
+
+# -- target-side tree operations ------------------------------------------------------------------
+
+def _run(argv):
+    p = subprocess.run(argv, capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_link_copy_shares_inodes_and_skips_excluded_dirs(tree, tmp_path):
+    dst = str(tmp_path / 'staging')
+    pats = cs.parse_patterns(['data/', 'config/node.config.php'])
+    excluded = cs.link_copy(str(tree), dst, pats, _run)
+    assert excluded == ['data']
+    assert not os.path.exists(os.path.join(dst, 'data'))
+    for rel in ('index.php', 'apps/files/app.php', 'config/config.php', 'config/node.config.php'):
+        assert os.stat(os.path.join(dst, rel)).st_ino == os.stat(str(tree / rel)).st_ino
+    assert os.readlink(os.path.join(dst, 'link')) == 'apps/files'
+    # directories are new directories with the same metadata
+    for rel in ('.', 'apps', 'config'):
+        s, d = os.stat(str(tree / rel)), os.stat(os.path.join(dst, rel))
+        assert s.st_ino != d.st_ino and s.st_mode == d.st_mode
+    assert cs.scan_tree(dst, pats) == cs.scan_tree(str(tree), pats)
+
+
+def test_safe_remove_tree_keeps_excluded_dirs(tree):
+    left = cs.safe_remove_tree(str(tree), cs.parse_patterns(['data/']))
+    assert left == ['data']
+    assert os.path.exists(str(tree / 'data' / 'admin' / 'f.txt'))
+    assert sorted(os.listdir(str(tree))) == ['data']
+
+
+def test_safe_remove_tree_without_exclusions_removes_all(tree):
+    assert cs.safe_remove_tree(str(tree), []) == []
+    assert not os.path.exists(str(tree))
+
+
+def test_exchange_swaps_two_directories(tmp_path):
+    a, b = tmp_path / 'a', tmp_path / 'b'
+    a.mkdir()
+    b.mkdir()
+    (a / 'from_a').write_text('')
+    if not cs.exchange(str(a), str(b)):
+        pytest.skip('renameat2(RENAME_EXCHANGE) not available here')
+    assert os.listdir(str(b)) == ['from_a'] and os.listdir(str(a)) == []
+
+
+def test_export_tar_list_refuses_paths_through_symlinks(tree, tmp_path):
+    os.symlink('/etc', str(tree / 'etclink'))
+    req = cs.export_request('tar-list', str(tree), [])
+    assert _export(tmp_path, req, stdin=b'etclink/passwd\0')[0] == cs.EXPORT_FORBIDDEN
+    # the symlink itself may be listed (it is archived as a symlink)
+    assert _export(tmp_path, req, stdin=b'etclink\0')[0] == 0
+
+
+@pytest.mark.parametrize('rel, expected', [('data/admin/f.txt', True), ('data', False), ('datax', False)])
+def test_is_excluded_path_checks_parents(rel, expected):
+    assert cs.is_excluded_path(rel, False, cs.parse_patterns(['data/'])) is expected
