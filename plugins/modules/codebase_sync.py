@@ -1,0 +1,489 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2025, nextcloud_ha.cluster developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: codebase_sync
+short_description: Replicate the Nextcloud tree of the master web node to this node, atomically
+version_added: 0.1.0
+description:
+  - Makes O(dest_path) on the managed node an exact copy of O(src_path) on the master web node
+    O(src_host), except for the paths matched by O(exclude), which are left as they are on this node.
+  - Compares a manifest of both trees first (path, type, size, mtime, mode, owner, group, link
+    target), fetched from the master without transferring the tree. When nothing differs, nothing
+    is transferred or touched and the result is C(changed=false).
+  - Streams C(tar) from the master over ssh straight into a staging folder beside O(dest_path)
+    (no archive on either disk). A first sync streams the whole tree. Later syncs start the
+    staging folder as a hard-linked copy of the current tree and stream only the changed entries
+    into it, so an incremental sync moves only what changed and still swaps a complete tree.
+  - Swaps the staging folder in with C(renameat2(RENAME_EXCHANGE)) (two renames on kernels without
+    it), so the web server never sees a half-written tree. On any failure the current tree stays as
+    it was and the staging folder is removed.
+  - Preserves owners and groups (numeric ids), modes and mtimes.
+  - On the master, the ssh key must be limited to the export program (a forced command, see
+    notes); the C(nextcloud_ha.cluster.nc_sync) role sets this up.
+options:
+  src_host:
+    description:
+      - Address or name of the master web node to copy from.
+    type: str
+    required: true
+  src_path:
+    description:
+      - The tree on the master. Give the real folder, not a symlink to it (a symlink is resolved on
+        the master).
+    type: path
+    required: true
+  dest_path:
+    description:
+      - The tree on this node. When it is a symlink (for example C(/var/www/nextcloud) pointing to
+        C(/var/www/nextcloud-32.0.2)), the folder it points to is replaced and the symlink stays.
+      - Must not be empty, C(/) or a system directory such as C(/var) or C(/var/www). Its parent
+        directory must exist.
+    type: path
+    required: true
+  ssh_user:
+    description:
+      - User on the master whose authorized key runs the export program.
+    type: str
+    default: ncsync
+  ssh_key:
+    description:
+      - Private key file on this node used to log in to the master.
+    type: path
+    default: /etc/nextcloud-sync/id_ed25519
+  ssh_port:
+    description:
+      - ssh port of the master.
+    type: int
+    default: 22
+  known_hosts:
+    description:
+      - File with the pinned host key(s) of the master. Host keys are always checked
+        (C(StrictHostKeyChecking=yes)); without this option ssh's default known_hosts files are used.
+    type: path
+  connect_timeout:
+    description:
+      - Seconds to wait for the ssh connection to the master.
+    type: int
+    default: 10
+  exclude:
+    description:
+      - Paths relative to the tree that are neither copied nor deleted, for example V(data/) or
+        V(config/node.config.php). They keep their state on this node.
+      - Patterns are anchored at the tree root. C(*), C(?) and C([...]) match inside one path
+        component, a component C(**) matches any number of components, a trailing C(/) matches
+        directories only. An excluded directory is excluded with all its contents.
+      - Excluded files stay in the new tree (hard links). Excluded directories are moved (renamed)
+        into the new tree right after the swap.
+    type: list
+    elements: str
+    default: []
+  keep_previous:
+    description:
+      - Keep the tree that was replaced as O(previous_path), for a rollback. The previous tree
+        shares unchanged files with the current one (hard links), so it costs little space.
+      - When V(false), the old tree is deleted after the swap.
+    type: bool
+    default: true
+  previous_path:
+    description:
+      - Where the replaced tree is kept. Default is the real O(dest_path) folder with C(.previous)
+        appended. It must be on the same file system as O(dest_path).
+    type: path
+  diff_max_paths:
+    description:
+      - In diff mode, the most changed paths listed.
+    type: int
+    default: 200
+notes:
+  - Runs as root on the target (C(become=true)) because it sets owners and groups.
+  - "Ownership is compared and restored by numeric uid/gid, so users such as C(www-data) must have
+    the same ids on all web nodes (they do on Debian)."
+  - Directory mtimes are not compared (they change whenever an entry is added or removed), nor are
+    ACLs or extended attributes carried over.
+  - "The master must run the export program, which is the file C(plugins/module_utils/codebase_sync.py)
+    of this collection, installed by the C(nextcloud_ha.cluster.nc_sync) role and bound to the key in
+    C(authorized_keys) as C(restrict,from=\"WEB NODES\",command=\"/usr/bin/python3 EXPORT --allow-root /var/www\").
+    It answers only C(manifest), C(tar) and C(tar-list) requests for trees under the allowed roots."
+  - "Why no shell string: ssh and tar run as one pipeline through a constant C(bash -c) program that
+    receives every value (paths, patterns, host) as a separate argv element, so nothing from the
+    input is ever parsed as shell code and no quoting is needed. A pipeline's own status is only
+    that of its last command; the program reports the exit status of both ends (C(PIPESTATUS)) and
+    the module fails if either is not zero. M(ansible.builtin.command)-style C(run_command) cannot
+    stream one process into another without such a program or C(subprocess.Popen), and buffering
+    the whole tree in memory is not an option."
+  - The remote command that ssh sends is built from C(shlex.quote)d words; the export program splits
+    it again with C(shlex.split) and never passes it to a shell.
+  - Check mode fetches the master's manifest and reports what would change; it writes nothing.
+  - If a node runs Nextcloud itself and Nextcloud rewrites C(config/config.php) in place, the previous
+    tree's copy (a hard link) changes with it. Keep node-specific values in an excluded
+    C(config/*.config.php) file or re-apply them after the sync.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: Returns a bounded list of added (C(+)), changed (C(~)) and removed (C(-)) paths.
+  platform:
+    platforms: posix
+seealso:
+  - module: ansible.posix.synchronize
+    description: >-
+      Not used: rsync updates the live tree file by file, so the web server sees a half-updated tree
+      and an interrupted run leaves a mix of versions; rsync would also have to be allowed as the
+      command of the master's key (rsync's server side accepts arbitrary paths and options), whereas
+      this module's key may only run a read-only export of one tree. synchronize also runs from the
+      controller (push/pull through the controller's ssh), not node to node with a pinned key.
+  - module: nextcloud_ha.cluster.config_php
+    description: Re-apply per-node values (trusted_domains, ...) after a sync.
+author:
+  - nextcloud_ha.cluster developers (@nextcloud-ha)
+'''
+
+EXAMPLES = r'''
+- name: Replicate the code and configuration of web1
+  nextcloud_ha.cluster.codebase_sync:
+    src_host: web1.example.org
+    src_path: /var/www/nextcloud-32.0.2
+    dest_path: /var/www/nextcloud
+    ssh_user: ncsync
+    ssh_key: /etc/nextcloud-sync/id_ed25519
+    known_hosts: /etc/nextcloud-sync/known_hosts
+    exclude:
+      - data/
+      - config/node.config.php
+    keep_previous: true
+  register: sync
+
+- name: Show what a sync would change, without changing anything
+  nextcloud_ha.cluster.codebase_sync:
+    src_host: web1.example.org
+    src_path: /var/www/nextcloud-32.0.2
+    dest_path: /var/www/nextcloud
+    exclude: [data/]
+  check_mode: true
+  diff: true
+'''
+
+RETURN = r'''
+files_changed:
+  description: Number of entries added, changed or removed (would be, in check mode).
+  returned: always
+  type: int
+  sample: 512
+bytes_transferred:
+  description: Bytes received from the master (manifest and tar stream).
+  returned: always
+  type: int
+  sample: 5300224
+seconds:
+  description: Wall-clock time of the module's work.
+  returned: always
+  type: float
+  sample: 1.42
+previous_path:
+  description: Where the replaced tree is kept; null when O(keep_previous=false) or nothing was replaced.
+  returned: always
+  type: str
+  sample: /var/www/nextcloud-32.0.2.previous
+dest_real_path:
+  description: The folder that holds the tree (O(dest_path) with symlinks resolved).
+  returned: always
+  type: str
+  sample: /var/www/nextcloud-32.0.2
+method:
+  description: C(none) (nothing to do), C(full) (whole tree streamed into an empty staging folder) or
+    C(incremental) (hard-linked staging copy plus the changed entries).
+  returned: always
+  type: str
+  sample: incremental
+changed_paths:
+  description: Bounded list of changes, C(+ path) added, C(~ path) changed, C(- path) removed.
+  returned: in diff mode
+  type: list
+  elements: str
+  sample: ["+ apps/myapp/appinfo/info.xml", "~ config/config.php"]
+'''
+
+import fcntl
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.codebase_sync import (
+    SyncError,
+    decode_manifest,
+    describe_changes,
+    diff_manifests,
+    exchange,
+    explain_ssh_failure,
+    export_request,
+    extract_argv,
+    find_excluded_dirs,
+    link_copy,
+    parse_patterns,
+    parse_pipeline_status,
+    parse_tar_totals,
+    paths_to_clear,
+    pipeline_argv,
+    remove_entry,
+    safe_remove_tree,
+    scan_tree,
+    ssh_argv,
+    validate_abs_path,
+)
+
+
+class CodebaseSync(object):
+
+    def __init__(self, module):
+        self.module = module
+        p = module.params
+        self.started = time.time()
+        self.src_host = p['src_host']
+        self.src_path = validate_abs_path(p['src_path'], 'src_path')
+        dest = validate_abs_path(p['dest_path'], 'dest_path')
+        self.dest = validate_abs_path(os.path.realpath(dest), 'dest_path (resolved)')
+        self.parent = os.path.dirname(self.dest)
+        if not os.path.isdir(self.parent):
+            raise SyncError('the parent directory of dest_path, %s, does not exist' % self.parent)
+        if os.path.lexists(self.dest) and not os.path.isdir(self.dest):
+            raise SyncError('dest_path %s exists and is not a directory' % self.dest)
+        if not self.src_host or not self.src_host.strip():
+            raise SyncError('src_host must not be empty')
+        try:
+            self.patterns = parse_patterns(p['exclude'])
+        except ValueError as e:
+            raise SyncError(str(e))
+        self.keep_previous = p['keep_previous']
+        self.previous = None
+        if self.keep_previous:
+            self.previous = validate_abs_path(p['previous_path'] or self.dest + '.previous', 'previous_path')
+            if self.previous == self.dest:
+                raise SyncError('previous_path must differ from dest_path')
+        name = os.path.basename(self.dest)
+        self.staging = os.path.join(self.parent, '.%s.codebase_sync-staging' % name)
+        self.trash = os.path.join(self.parent, '.%s.codebase_sync-old' % name)
+        self.lockfile = os.path.join(self.parent, '.%s.codebase_sync.lock' % name)
+        if not os.path.isfile(p['ssh_key']):
+            raise SyncError('the ssh key %s does not exist on this node' % p['ssh_key'])
+        self.ssh_bin = module.get_bin_path('ssh', required=True)
+        self.tar_bin = module.get_bin_path('tar', required=True)
+        self.bash_bin = module.get_bin_path('bash', required=True)
+        self.cp_bin = module.get_bin_path('cp', required=True)
+        self.bytes = 0
+
+    # -- talking to the master ---------------------------------------------------------------
+
+    def _ssh(self, action):
+        p = self.module.params
+        argv = ssh_argv(self.ssh_bin, self.src_host, p['ssh_user'], p['ssh_key'],
+                        export_request(action, self.src_path, p['exclude']),
+                        port=p['ssh_port'], known_hosts=p['known_hosts'],
+                        connect_timeout=p['connect_timeout'])
+        if action != 'tar-list':
+            argv.insert(1, '-n')   # nothing to send: stdin from /dev/null
+        return argv
+
+    def remote_manifest(self):
+        rc, out, err = self.module.run_command(self._ssh('manifest'), encoding=None)
+        if rc != 0:
+            raise SyncError(explain_ssh_failure(rc, _text(err), self.src_host, self.module.params['ssh_user']))
+        self.bytes += len(out)
+        return decode_manifest(out)
+
+    def stream(self, action, into, names=None, verbose=False):
+        """Run ssh -> tar -x into ``into``; return tar's stdout."""
+        errfile = os.path.join(self.module.tmpdir, 'ssh.err')
+        argv = pipeline_argv(self.bash_bin, self._ssh(action), extract_argv(self.tar_bin, into, verbose), errfile)
+        data = None
+        if names is not None:
+            data = b''.join(os.fsencode(n) + b'\0' for n in names)
+        rc, out, err = self.module.run_command(argv, data=data, binary_data=True)
+        ssh_rc, tar_rc = parse_pipeline_status(err)
+        ssh_err = ''
+        if os.path.exists(errfile):
+            with open(errfile, 'rb') as f:
+                ssh_err = _text(f.read())
+        if ssh_rc is None:
+            raise SyncError('the transfer did not run (exit %s): %s %s' % (rc, err.strip(), ssh_err.strip()))
+        if ssh_rc != 0:
+            raise SyncError(explain_ssh_failure(ssh_rc, ssh_err, self.src_host, self.module.params['ssh_user']))
+        if tar_rc != 0:
+            raise SyncError('extracting the tree on this node failed (tar exit %d): %s' % (tar_rc, err.strip()))
+        self.bytes += parse_tar_totals(err)
+        return out
+
+    # -- local tree operations ---------------------------------------------------------------
+
+    def recover(self):
+        """Put back excluded directories an interrupted run left in an old tree."""
+        if not os.path.isdir(self.dest):
+            return
+        for old in (self.staging, self.trash, self.previous):
+            if not old or not os.path.isdir(old):
+                continue
+            for rel in find_excluded_dirs(old, self.patterns):
+                target = os.path.join(self.dest, rel)
+                if not os.path.lexists(target) and os.path.isdir(os.path.dirname(target)):
+                    os.rename(os.path.join(old, rel), target)
+                    self.module.warn('moved %s back from %s, where an interrupted sync had left it' % (rel, old))
+
+    def remove_old(self, path):
+        left = safe_remove_tree(path, self.patterns)
+        if left:
+            self.module.warn('left %s in place: it holds excluded %s, which this module never deletes'
+                             % (path, ', '.join(left)))
+
+    def cleanup(self):
+        for path in (self.staging, self.trash):
+            try:
+                self.remove_old(path)
+            except OSError as e:
+                self.module.warn('could not remove %s: %s' % (path, e))
+
+    def swap(self):
+        """Put staging in place of dest; the old tree ends up at previous (or is deleted)."""
+        if not os.path.lexists(self.dest):
+            os.rename(self.staging, self.dest)
+            return None
+        excluded_dirs = find_excluded_dirs(self.dest, self.patterns)
+        if self.previous and os.path.lexists(self.previous):
+            os.rename(self.previous, self.trash)
+        if not exchange(self.staging, self.dest):
+            os.rename(self.dest, self.trash if not self.previous else self.previous)
+            os.rename(self.staging, self.dest)
+            old = self.trash if not self.previous else self.previous
+        else:
+            old = self.previous or self.trash
+            if os.path.lexists(old):
+                # previous was moved to trash above; old can only exist here when keep_previous is false
+                raise SyncError('%s appeared during the sync' % old)
+            os.rename(self.staging, old)
+        for rel in excluded_dirs:
+            src = os.path.join(old, rel)
+            dst = os.path.join(self.dest, rel)
+            if os.path.lexists(src) and not os.path.lexists(dst) and os.path.isdir(os.path.dirname(dst)):
+                os.rename(src, dst)
+        if old == self.trash or (self.previous and os.path.lexists(self.trash)):
+            self.remove_old(self.trash)
+        return self.previous
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self):
+        result = dict(changed=False, files_changed=0, bytes_transferred=0, seconds=0.0,
+                      previous_path=None, dest_real_path=self.dest, method='none')
+        check = self.module.check_mode
+        lock = None
+        if not check:
+            lock = open(self.lockfile, 'a')
+            os.chmod(self.lockfile, 0o600)
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise SyncError('another codebase_sync into %s is running (lock %s)' % (self.dest, self.lockfile))
+        try:
+            if not check:
+                self.recover()
+                self.cleanup()
+            exists = os.path.isdir(self.dest)
+            if not exists and not check:
+                # first sync: one stream of the whole tree, no manifest round trip
+                os.mkdir(self.staging, 0o700)
+                out = self.stream('tar', self.staging, verbose=True)
+                names = [line for line in out.splitlines() if line.strip()]
+                self.swap()
+                result.update(changed=True, method='full', files_changed=len(names))
+                if self.module._diff:
+                    result['changed_paths'] = describe_changes(sorted(n.rstrip('/') for n in names), [], {}, {},
+                                                               self.module.params['diff_max_paths'])
+                return self.finish(result)
+            src = self.remote_manifest()
+            try:
+                dest = scan_tree(self.dest, self.patterns) if exists else {}
+            except OSError as e:
+                raise SyncError('cannot read %s: %s' % (self.dest, e))
+            changed, removed = diff_manifests(src, dest)
+            result['files_changed'] = len(changed) + len(removed)
+            if self.module._diff:
+                result['changed_paths'] = describe_changes(changed, removed, src, dest,
+                                                           self.module.params['diff_max_paths'])
+            if not changed and not removed:
+                return self.finish(result)
+            result['changed'] = True
+            result['method'] = 'incremental' if exists else 'full'
+            if check:
+                return self.finish(result)
+            link_copy(self.dest, self.staging, self.patterns, lambda argv: self.module.run_command(argv))
+            for rel in paths_to_clear(changed, removed, src, dest):
+                remove_entry(os.path.join(self.staging, rel))
+            if changed:
+                self.stream('tar-list', self.staging, names=changed)
+            result['previous_path'] = self.swap()
+            return self.finish(result)
+        except BaseException:
+            if not check:
+                self.cleanup()
+            raise
+        finally:
+            if lock is not None:
+                lock.close()
+
+    def finish(self, result):
+        result['bytes_transferred'] = self.bytes
+        result['seconds'] = round(time.time() - self.started, 3)
+        if result['changed'] and result['method'] == 'full' and not self.module.check_mode:
+            result['previous_path'] = None
+        if self.module._diff and 'changed_paths' in result:
+            result['diff'] = dict(prepared='\n'.join(result['changed_paths']) + '\n')
+        return result
+
+
+def _text(b):
+    if isinstance(b, bytes):
+        return b.decode('utf-8', 'replace')
+    return b or ''
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src_host=dict(type='str', required=True),
+            src_path=dict(type='path', required=True),
+            dest_path=dict(type='path', required=True),
+            ssh_user=dict(type='str', default='ncsync'),
+            ssh_key=dict(type='path', default='/etc/nextcloud-sync/id_ed25519', no_log=False),
+            ssh_port=dict(type='int', default=22),
+            known_hosts=dict(type='path'),
+            connect_timeout=dict(type='int', default=10),
+            exclude=dict(type='list', elements='str', default=[]),
+            keep_previous=dict(type='bool', default=True),
+            previous_path=dict(type='path'),
+            diff_max_paths=dict(type='int', default=200),
+        ),
+        supports_check_mode=True,
+    )
+    if os.geteuid() != 0:
+        module.fail_json(msg='codebase_sync must run as root (become: true) to keep owners and groups')
+    try:
+        sync = CodebaseSync(module)
+        result = sync.run()
+    except SyncError as e:
+        module.fail_json(msg=str(e), changed=False)
+    except OSError as e:
+        module.fail_json(msg='codebase_sync failed, the tree on this node was left as it was: %s' % e, changed=False)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
