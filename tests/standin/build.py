@@ -23,7 +23,9 @@ with --key-dir):
                         different bytes, so "gpg --verify" reports BAD signature
 
 This is a TEST STAND-IN, never a default of the collection.
-Needs only the Python standard library and the gpg binary.
+Needs only the Python standard library and the gpg binary (Debian: gnupg).
+The key is Ed25519: generating it takes no time (an RSA key can stall for
+minutes on a busy machine waiting for entropy).
 """
 
 from __future__ import annotations
@@ -149,6 +151,11 @@ def gpg(home: Path, *args: str, data: bytes | None = None) -> subprocess.Complet
     return result
 
 
+def stop_agent(home: Path) -> None:
+    """gpg starts an agent per home directory; do not leave it running."""
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False)
+
+
 def ensure_key(home: Path) -> str:
     """Create the throw-away signing key once; return its fingerprint."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -157,7 +164,7 @@ def ensure_key(home: Path) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)
         listing = gpg(home, "--with-colons", "--list-secret-keys").stdout.decode()
         if "fpr:" not in listing:
-            gpg(home, "--quick-generate-key", KEY_UID, "rsa3072", "sign", "never")
+            gpg(home, "--quick-generate-key", KEY_UID, "ed25519", "sign", "never")
             listing = gpg(home, "--with-colons", "--list-secret-keys").stdout.decode()
     for line in listing.splitlines():
         if line.startswith("fpr:"):
@@ -185,12 +192,19 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("gpg") is None:
         raise SystemExit("gpg is required (Debian package gnupg)")
     version = parse_version(args.version)
-    name = "nextcloud-{}.{}.{}.tar.bz2".format(*version[:3])
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     home = (args.key_dir.resolve() if args.key_dir else out) / ".gnupg"
-    fingerprint = ensure_key(home)
+    try:
+        fingerprint = ensure_key(home)
+        publish(out, home, fingerprint, version, args)
+    finally:
+        stop_agent(home)
+    return 0
 
+
+def publish(out: Path, home: Path, fingerprint: str, version: tuple[int, int, int, int], args: argparse.Namespace) -> None:
+    name = "nextcloud-{}.{}.{}.tar.bz2".format(*version[:3])
     archive = build_archive(version, args.channel)
     digest = hashlib.sha256(archive).hexdigest()
     published = hashlib.sha256(archive + b"corrupt").hexdigest() if args.corrupt_checksum else digest
@@ -217,7 +231,6 @@ def main(argv: list[str] | None = None) -> int:
         "corrupt_checksum": args.corrupt_checksum,
         "bad_signature": args.bad_signature,
     }, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

@@ -54,7 +54,15 @@ def chown_tree(path: Path, user: str = WEB_USER) -> None:
 def dist(tmp_path_factory) -> Path:
     """DIR with signed stand-in archives of 32.0.2, 33.0.0 and 34.0.0."""
     if shutil.which("gpg") is None or shutil.which("php") is None:
-        pytest.skip("needs gpg and php-cli")
+        pytest.fail("the stand-in tests need gpg and php-cli (Debian: gnupg php-cli)")
+    # like Nextcloud, the stand-in refuses to run without these PHP modules
+    modules = {m.lower() for m in subprocess.run(["php", "-m"], capture_output=True, text=True).stdout.split()}
+    needed = {"pdo_sqlite": "php-sqlite3", "zip": "php-zip", "dom": "php-xml", "simplexml": "php-xml",
+              "xmlreader": "php-xml", "xmlwriter": "php-xml", "mbstring": "php-mbstring", "gd": "php-gd",
+              "curl": "php-curl", "posix": "php-cli"}
+    missing = sorted({package for module, package in needed.items() if module not in modules})
+    if missing:
+        pytest.fail("PHP modules missing for the stand-in; install the Debian packages: " + " ".join(missing))
     out = tmp_path_factory.mktemp("dist")
     for version in VERSIONS:
         subprocess.run([sys.executable, str(BUILD), "--version", version, "--out", str(out)], check=True, capture_output=True)

@@ -18,8 +18,11 @@ def verify(tmp_path, dist, name):
     home.mkdir(mode=0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}
     subprocess.run(["gpg", "--batch", "--import", str(dist / "test-signing-key.asc")], env=env, check=True, capture_output=True)
-    return subprocess.run(["gpg", "--batch", "--status-fd", "1", "--verify", str(dist / (name + ".asc")), str(dist / name)],
-                          env=env, capture_output=True, text=True)
+    try:
+        return subprocess.run(["gpg", "--batch", "--status-fd", "1", "--verify", str(dist / (name + ".asc")), str(dist / name)],
+                              env=env, capture_output=True, text=True)
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
 
 
 def test_checksum_file_is_in_published_format_and_verifies(dist):
@@ -62,7 +65,8 @@ def test_archive_layout_is_release_like(dist):
 
 
 def test_rebuild_is_byte_identical(dist, tmp_path):
-    subprocess.run([sys.executable, str(BUILD), "--version", "32.0.2", "--out", str(tmp_path)], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(BUILD), "--version", "32.0.2", "--out", str(tmp_path), "--key-dir", str(dist)],
+                   check=True, capture_output=True)
     assert (tmp_path / "nextcloud-32.0.2.tar.bz2").read_bytes() == (dist / "nextcloud-32.0.2.tar.bz2").read_bytes()
 
 

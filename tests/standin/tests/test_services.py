@@ -64,14 +64,15 @@ def redis_server():
 
 
 def set_redis(nc, port: int, distributed: bool, locking: bool) -> None:
-    nc.occ("config:system:set", "redis", "host", "--value=127.0.0.1")
-    nc.occ("config:system:set", "redis", "port", f"--value={port}", "--type=integer")
-    nc.occ("config:system:set", "redis", "timeout", "--value=1.5", "--type=float")
-    for key, wanted in (("memcache.distributed", distributed), ("memcache.locking", locking)):
-        if wanted:
-            nc.occ("config:system:set", key, "--value=\\OC\\Memcache\\Redis")
-        else:
-            nc.occ("config:system:delete", key)
+    """Redis settings in an extra config/redis.config.php (merged over config.php)."""
+    lines = [f"  'redis' => array('host' => '127.0.0.1', 'port' => {port}, 'timeout' => 1.5),"]
+    if distributed:
+        lines.append("  'memcache.distributed' => '\\\\OC\\\\Memcache\\\\Redis',")
+    if locking:
+        lines.append("  'memcache.locking' => '\\\\OC\\\\Memcache\\\\Redis',")
+    path = nc.root / "config" / "redis.config.php"
+    path.write_text("<?php\n$CONFIG = array(\n" + "\n".join(lines) + "\n);\n")
+    os.chmod(path, 0o644)
 
 
 @redis_required
@@ -137,7 +138,7 @@ def test_redis_password_acl_user_dbindex_and_socket(nc, web_factory, redis_serve
         shutil.rmtree(sockdir, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def postgres():
     """A throw-away PostgreSQL cluster on a free loopback port, run as the postgres user."""
     bindir = PG_BIN[-1]
