@@ -113,3 +113,19 @@ def test_probe_write_and_read(nc, web_factory):
     assert probe["read"]["found_row"] is False and probe["read"]["found_file"] is False
     code, probe = web.json("/probe.php?write=../etc")
     assert code == 400 and probe["ok"] is False
+
+
+def test_status_php_reports_broken_storage_and_database(nc, web_factory):
+    web = web_factory()
+    (nc.data / ".ncdata").rename(nc.data / ".ncdata.off")
+    code, _, body = web.request("/status.php")
+    assert code == 503 and b"Your data directory is invalid." in body
+    (nc.data / ".ncdata.off").rename(nc.data / ".ncdata")
+    assert web.request("/status.php")[0] == 200
+    nc.occ("config:system:set", "dbname", "--value=elsewhere")  # SQLite: <datadirectory>/elsewhere.db does not exist
+    os.chmod(nc.data, 0o550)
+    try:
+        code, _, body = web.request("/status.php")
+    finally:
+        os.chmod(nc.data, 0o770)
+    assert (code, body) == (500, b"")
