@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from conftest import BUILD
+from standin_support import BUILD
 
 
 def verify(tmp_path, dist, name):

@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from conftest import IS_ROOT, WEB_USER
+from standin_support import IS_ROOT, WEB_USER
 
 STATUS_KEYS = ["installed", "version", "versionstring", "edition", "maintenance", "needsDbUpgrade", "productname",
                "extendedSupport"]
@@ -251,7 +251,7 @@ def test_background_cron_and_cron_php(nc):
     assert nc.occ("background:ajax").stdout == "Set mode for background jobs to 'ajax'\n"
     import subprocess
 
-    from conftest import as_user
+    from standin_support import as_user
     cron = subprocess.run(as_user(["php", "-f", str(nc.root / "cron.php")]), capture_output=True, text=True)
     assert cron.returncode == 0, cron.stdout + cron.stderr
     assert nc.sql("SELECT configvalue FROM oc_appconfig WHERE appid='core' AND configkey='backgroundjobs_mode'") == [("cron",)]

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import IS_ROOT, free_port, start_web
+from standin_support import IS_ROOT, free_port, start_web
 
 HAS_PHPREDIS = "redis" in subprocess.run(["php", "-m"], capture_output=True, text=True).stdout.split()
 redis_required = pytest.mark.skipif(shutil.which("redis-server") is None or not HAS_PHPREDIS,

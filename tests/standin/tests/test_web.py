@@ -23,7 +23,7 @@ def test_status_php(nc, web_factory):
 
 
 def test_status_php_not_installed(fresh):
-    from conftest import start_web
+    from standin_support import start_web
 
     web = start_web(fresh)
     try:
