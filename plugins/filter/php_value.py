@@ -14,13 +14,14 @@ author:
   - nextcloud_ha.cluster developers (@nextcloud-ha)
 description:
   - Renders strings, numbers, booleans, null, lists and mappings (nested as deep as needed) as
-    PHP source in the layout of PHP's C(var_export()), which is the layout Nextcloud uses for
+    PHP source in the layout of PHP's C(var_export(\)), which is the layout Nextcloud uses for
     C(config.php). The output is what the M(nextcloud_ha.cluster.config_php) module writes for
     the same value.
   - Lists become arrays with the keys V(0), V(1), ...; mapping keys that are decimal integers
     become integer keys, as in PHP.
-  - A mapping with the single key C(__php_expr__) stands for PHP code that is written verbatim,
-    for example C({'__php_expr__': "getenv('REDIS_HOST')"}). The code must be a single PHP
+  - >-
+    A mapping with the single key C(__php_expr__) stands for PHP code that is written verbatim,
+    for example C({'__php_expr__': "getenv('REDIS_HOST'\)"}). The code must be a single PHP
     expression without comments.
   - Prefer the M(nextcloud_ha.cluster.config_php) module for config.php itself; this filter is
     for templates of other PHP files.
@@ -33,7 +34,7 @@ options:
     description:
       - Nesting level of the value in the surrounding PHP code. Continuation lines of arrays are
         indented by two spaces per level. Use V(1) for the value of a top-level entry of a
-        C($CONFIG = array (...)) written in Nextcloud's layout.
+        C($CONFIG = array (...\)) written in Nextcloud's layout.
     type: int
     default: 0
 '''

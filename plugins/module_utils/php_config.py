@@ -91,7 +91,7 @@ class PhpExpr(object):
         self.code = code
 
     def __eq__(self, other):
-        return type(other) is PhpExpr and other.code == self.code
+        return isinstance(other, PhpExpr) and other.code == self.code
 
     def __ne__(self, other):
         return not self.__eq__(other)
@@ -124,9 +124,9 @@ def _export_int(value):
 
 def _export_float(value):
     """Format a float exactly like PHP's var_export() (serialize_precision -1)."""
-    if value != value:
+    if math.isnan(value):
         return 'NAN'
-    if value in (float('inf'), float('-inf')):
+    if math.isinf(value):
         return 'INF' if value > 0 else '-INF'
     text = repr(value)
     sign = ''
@@ -154,34 +154,32 @@ def _export_float(value):
 
 
 def _export_key(key):
-    kind = type(key)
-    if kind is int:
-        # Unlike values, var_export() writes PHP_INT_MIN as a plain number in keys.
-        return str(key)
-    if kind is str:
+    if isinstance(key, str):
         return _export_string(key)
-    return key.code
+    if isinstance(key, PhpExpr):
+        return key.code
+    # Unlike values, var_export() writes PHP_INT_MIN as a plain number in keys.
+    return '%d' % key
 
 
 def _export(value, level, out):
-    kind = type(value)
-    if kind is str:
+    if isinstance(value, str):
         out.append(_export_string(value))
-    elif kind is bool:
+    elif isinstance(value, bool):
         out.append('true' if value else 'false')
-    elif kind is int:
+    elif isinstance(value, int):
         out.append(_export_int(value))
-    elif kind is float:
+    elif isinstance(value, float):
         out.append(_export_float(value))
     elif value is None:
         out.append('NULL')
-    elif kind is dict:
+    elif isinstance(value, dict):
         indent = '  ' * (level + 1)
         out.append('array (\n')
         for key, item in value.items():
             out.append(indent)
             out.append(_export_key(key))
-            if type(item) is dict:
+            if isinstance(item, dict):
                 out.append(' => \n')
                 out.append(indent)
                 _export(item, level + 1, out)
@@ -191,10 +189,10 @@ def _export(value, level, out):
             out.append(',\n')
         out.append('  ' * level)
         out.append(')')
-    elif kind is PhpExpr:
+    elif isinstance(value, PhpExpr):
         out.append(value.code)
     else:
-        raise PhpValueError('internal error: unexpected %s in a normalized value' % kind.__name__)
+        raise PhpValueError('internal error: unexpected %s in a normalized value' % type(value).__name__)
 
 
 def export_value(value, level=0):
@@ -210,7 +208,7 @@ def export_value(value, level=0):
 
 def export_entry(key, value):
     """Render one top-level entry ``'key' => value,`` (without indentation and newline)."""
-    if type(value) is dict:
+    if isinstance(value, dict):
         return _export_key(key) + ' => \n  ' + export_value(value, 1) + ','
     return _export_key(key) + ' => ' + export_value(value, 1) + ','
 
@@ -221,14 +219,14 @@ def render_config(data):
 
 
 def same_value(left, right):
-    """True when two normalized values are identical PHP values (types, order, keys)."""
-    if type(left) is not type(right):
-        return False
-    if type(left) is dict:
-        return export_value(left) == export_value(right)
-    if type(left) is float:
-        return _export_float(left) == _export_float(right)
-    return left == right
+    """True when two normalized values are identical PHP values (types, order, keys).
+
+    Their PHP source is compared: it tells 1, 1.0, '1' and true apart, and
+    NAN equals NAN.
+    """
+    if left is right:
+        return True
+    return export_value(left) == export_value(right)
 
 
 # ---------------------------------------------------------------------------
@@ -301,11 +299,11 @@ def to_php(value, where='value'):
 
 def to_python(value):
     """Turn a normalized value into plain Python data (arrays with keys 0..n-1 become lists)."""
-    if type(value) is dict:
-        if all(type(key) is int and key == index for index, key in enumerate(value)):
+    if isinstance(value, dict):
+        if all(isinstance(key, int) and key == index for index, key in enumerate(value)):
             return [to_python(item) for item in value.values()]
-        return dict((key.code if type(key) is PhpExpr else key, to_python(item)) for key, item in value.items())
-    if type(value) is PhpExpr:
+        return dict((key.code if isinstance(key, PhpExpr) else key, to_python(item)) for key, item in value.items())
+    if isinstance(value, PhpExpr):
         return {EXPR_MARKER: value.code}
     return value
 
@@ -325,7 +323,7 @@ def merge_values(old, new, where='value'):
     for key, item in new.items():
         php = php_key(key, where)
         inner = '%s.%s' % (where, key)
-        if isinstance(item, Mapping) and EXPR_MARKER not in item and type(result.get(php)) is dict:
+        if isinstance(item, Mapping) and EXPR_MARKER not in item and isinstance(result.get(php), dict):
             result[php] = merge_values(result[php], item, inner)
         else:
             result[php] = to_php(item, inner)
@@ -467,7 +465,7 @@ class _Parser(object):
                         self.pos += 1
                         self.skip()
                         one, ok = self.number()
-                        if ok and one == 1 and type(one) is int:
+                        if ok and one == 1 and not isinstance(one, float):
                             return INT_MIN, True
                     self.pos = saved
             return number, True
@@ -621,7 +619,7 @@ class _Parser(object):
                 # PHP 8.3+ rule for implicit keys: one more than the largest integer key so far.
                 key = 0 if next_index is None else next_index
                 item = first
-            if type(key) is int and (next_index is None or key >= next_index):
+            if isinstance(key, int) and (next_index is None or key >= next_index):
                 next_index = key + 1
             result[key] = item
             if self.pos >= self.end:
@@ -645,10 +643,9 @@ class _Parser(object):
                 seg_start = seg_end
 
     def key(self, value, pos):
-        kind = type(value)
-        if kind is dict:
+        if isinstance(value, dict):
             self.fail('an array cannot be used as an array key', pos)
-        if kind is float:
+        if isinstance(value, float):
             if math.isinf(value) or math.isnan(value):
                 self.fail('INF and NAN cannot be used as array keys', pos)
             return int(value)
@@ -949,7 +946,7 @@ def edit_config(document, settings=None, remove=None, merge=False):
             message = key_warning(php)
             if message:
                 warnings.append(message)
-        if merge and isinstance(value, Mapping) and EXPR_MARKER not in value and type(data.get(php)) is dict:
+        if merge and isinstance(value, Mapping) and EXPR_MARKER not in value and isinstance(data.get(php), dict):
             new = merge_values(data[php], value, where)
         else:
             new = to_php(value, where)

@@ -17,7 +17,7 @@ description:
     instead of editing it as text, so edits do not depend on the layout of the file.
   - Reads what config.php files really contain, whether Nextcloud or a person wrote them,
     including comments, C([...]) arrays and PHP expressions such as class constants or
-    C(getenv('X')). Expressions are kept as written.
+    C(getenv('X'\)). Expressions are kept as written.
   - Writes in the layout Nextcloud writes (PHP's C(var_export)). When the file holds no comments
     and no expressions, the result is byte for byte what Nextcloud itself would write for the
     same data. Otherwise entries that did not change are kept exactly as they were, comments
@@ -41,10 +41,11 @@ options:
       - Values may be strings, integers, floats, booleans, null, lists and mappings, nested
         as deep as needed. Lists become PHP arrays with the keys V(0), V(1), ... and mappings
         PHP arrays with their keys; keys that are decimal integers become integer keys, as in PHP.
-      - To write a PHP expression instead of a value (a class constant, C(getenv()), ...),
+      - 'To write a PHP expression instead of a value (a class constant, C(getenv(\)), ...),
         give a mapping with the single key C(__php_expr__) and the PHP code as its value, for
-        example C({__php_expr__: "\\RedisCluster::FAILOVER_ERROR"}). The code is written verbatim;
-        it must be a single PHP expression without comments. This works at any depth.
+        example C({__php_expr__: ''\RedisCluster::FAILOVER_ERROR''}). The code is written verbatim;
+        it must be a single PHP expression without comments. This works at any depth.'
+      - An expression that is only a literal (C('abc'), C([1, 2])) is taken as that value.
       - Keys compare as PHP does, and values compare with their types, so V(6379) and V('6379')
         differ and setting one replaces the other.
     type: dict
@@ -61,8 +62,8 @@ options:
       - When V(true), a mapping in O(settings) is merged key by key into the existing array of that
         key, recursively for nested mappings. Keys that are not mentioned keep their values and
         new keys are appended. Lists, scalars and expressions still replace the old value.
-      - Merging is a way to change single items of a list, for example
-        C(trusted_domains: {1: 10.0.0.21}) replaces only the item with key V(1).
+      - 'Merging is a way to change single items of a list, for example
+        C(trusted_domains: {1: 10.0.0.21}) replaces only the item with key V(1).'
       - When V(false), every value in O(settings) replaces the old value completely.
     type: bool
     default: false
@@ -81,7 +82,6 @@ options:
     default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.files
   - ansible.builtin.files
 attributes:
   check_mode:
@@ -91,12 +91,14 @@ attributes:
   platform:
     platforms: posix
   safe_file_operations:
+    description: Uses Ansible's strict file operation functions to ensure proper permissions and avoid data corruption.
     support: full
   vault:
+    description: Can automatically decrypt Ansible vaulted files.
     support: none
 notes:
-  - The diff shows the whole file before and after, including passwords and secrets such as
-    C(dbpassword) or C(secret). Use C(diff: false) or C(no_log: true) on tasks where that matters.
+  - 'The diff shows the whole file before and after, including passwords and secrets such as
+    C(dbpassword) or C(secret). Use C(diff: false) or C(no_log: true) on tasks where that matters.'
   - Nextcloud invalidates OPcache for its config files when their modification time changes, so no
     PHP-FPM reload is needed after a change.
   - Do not run this module while Nextcloud itself writes the file (installer, upgrade,
