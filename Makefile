@@ -15,7 +15,7 @@ export NO_COLOR ?= 1
 test: export LAB_NEXTCLOUD = standin
 
 # Debian packages the controller needs for the tests (the lab installs podman and friends itself).
-HOST_PACKAGES := php-cli php-sqlite3 php-bz2 gnupg bzip2 rsync openssh-client ca-certificates
+HOST_PACKAGES := php-cli php-sqlite3 php-xml php-mbstring php-gd php-zip php-curl gnupg bzip2 rsync openssh-client ca-certificates
 
 .PHONY: lab test deps venv unit standin lint sanity molecule down status
 
