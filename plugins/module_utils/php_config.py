@@ -221,12 +221,23 @@ def render_config(data):
 def same_value(left, right):
     """True when two normalized values are identical PHP values (types, order, keys).
 
-    Their PHP source is compared: it tells 1, 1.0, '1' and true apart, and
-    NAN equals NAN.
+    Types are compared exactly: 1, 1.0, '1' and true differ, 0.0 and -0.0
+    differ, NAN equals NAN (as their PHP source would).
     """
     if left is right:
         return True
-    return export_value(left) == export_value(right)
+    if left.__class__ is not right.__class__:
+        return False
+    if isinstance(left, dict):
+        if len(left) != len(right):
+            return False
+        for (lkey, litem), (rkey, ritem) in zip(left.items(), right.items()):
+            if lkey != rkey or lkey.__class__ is not rkey.__class__ or not same_value(litem, ritem):
+                return False
+        return True
+    if isinstance(left, float):
+        return _export_float(left) == _export_float(right)
+    return left == right
 
 
 # ---------------------------------------------------------------------------
@@ -365,6 +376,17 @@ _OPEN_TAG_RE = re.compile(r'<\?php(?=[ \t\r\n]|\Z)', re.I)
 
 _CLOSERS = {'(': ')', '[': ']', '{': '}'}
 
+# Plain entries as var_export() writes them: 'key' => value, (any whitespace, no comments).
+_FAST_KEY = r"""[ \t\r\n]*(?:'((?:[^'\\]|\\.)*)'|(-?(?:0|[1-9][0-9]*)))[ \t\r\n]*=>[ \t\r\n]*"""
+_FAST_ENTRY_RE = re.compile(
+    _FAST_KEY
+    + r"""(?:'((?:[^'\\]|\\.)*)'|(-?(?:0|[1-9][0-9]*))|(-?[0-9]+\.[0-9]+(?:E[+-][0-9]+)?)|(true|false|NULL))"""
+    + r"""[ \t\r\n]*,""",
+    re.S,
+)
+_FAST_ARRAY_RE = re.compile(_FAST_KEY + r'array \(', re.S)
+_WORDS = {'true': True, 'false': False, 'NULL': None}
+
 
 def _unescape_double(body):
     raw = body.encode(_ENCODING, _ERRORS)
@@ -402,13 +424,16 @@ class _Parser(object):
     def skip(self):
         """Skip whitespace and comments."""
         text = self.text
-        match = _TRIVIA_RE.match(text, self.pos)
-        end = match.end()
-        if end != self.pos and not self.has_comment and _SPACE_RE.match(text, self.pos).end() != end:
-            self.has_comment = True
+        end = _SPACE_RE.match(text, self.pos).end()
+        if end < self.end and text[end] in '/#':
+            after = _TRIVIA_RE.match(text, end).end()
+            if after != end:
+                self.has_comment = True
+                end = after
+            if text.startswith('/*', end):
+                self.pos = end
+                self.fail('unterminated comment')
         self.pos = end
-        if text.startswith('/*', end):
-            self.fail('unterminated comment')
 
     def peek_after_trivia(self):
         """Return the position of the next significant character without consuming anything."""
@@ -594,6 +619,54 @@ class _Parser(object):
         next_index = None
         seg_start = self.pos
         while True:
+            # Fast path for the var_export layout: one regular expression per plain entry.
+            loop_start = self.pos
+            match = _FAST_ENTRY_RE.match(text, loop_start)
+            if match:
+                key = self.fast_key(match)
+                if key is not None:
+                    core_start = match.start(1) - 1 if match.group(1) is not None else match.start(2)
+                    string, integer, number, word = match.group(3, 4, 5, 6)
+                    if string is not None:
+                        item = _SQ_UNESCAPE_RE.sub(r'\1', string) if '\\' in string else string
+                    elif integer is not None:
+                        item = int(integer)
+                        if not INT_MIN < item <= INT_MAX:
+                            item = float(integer)
+                    elif number is not None:
+                        item = float(number)
+                    else:
+                        item = _WORDS[word]
+                    if isinstance(key, int) and (next_index is None or key >= next_index):
+                        next_index = key + 1
+                    result[key] = item
+                    self.pos = core_end = match.end()
+                    if entries is not None:
+                        line_end = _LINE_END_RE.match(text, core_end)
+                        seg_end = line_end.end() if line_end else core_end
+                        entries.append(_Entry(key, seg_start, core_start, core_end, seg_end, True))
+                        seg_start = seg_end
+                    continue
+            match = _FAST_ARRAY_RE.match(text, loop_start)
+            if match:
+                key = self.fast_key(match)
+                if key is not None:
+                    core_start = match.start(1) - 1 if match.group(1) is not None else match.start(2)
+                    self.pos = match.end()
+                    item = self.array(')')
+                    after = _SPACE_RE.match(text, self.pos).end()
+                    if text.startswith(',', after):
+                        if isinstance(key, int) and (next_index is None or key >= next_index):
+                            next_index = key + 1
+                        result[key] = item
+                        self.pos = core_end = after + 1
+                        if entries is not None:
+                            line_end = _LINE_END_RE.match(text, core_end)
+                            seg_end = line_end.end() if line_end else core_end
+                            entries.append(_Entry(key, seg_start, core_start, core_end, seg_end, True))
+                            seg_start = seg_end
+                        continue
+                    self.pos = loop_start  # not a plain entry after all: parse it the general way
             self.skip()
             if self.pos >= self.end:
                 self.fail('unexpected end of file; an array is not closed')
@@ -641,6 +714,22 @@ class _Parser(object):
                 seg_end = match.end() if match else core_end
                 entries.append(_Entry(key, seg_start, core_start, core_end, seg_end, has_comma))
                 seg_start = seg_end
+
+    def fast_key(self, match):
+        """Key of a fast-path match, or None when the general path has to decide."""
+        string = match.group(1)
+        if string is not None:
+            if '\\' in string:
+                string = _SQ_UNESCAPE_RE.sub(r'\1', string)
+            if _INT_KEY_RE.match(string):
+                number = int(string)
+                if INT_MIN <= number <= INT_MAX:
+                    return number
+            return string
+        number = int(match.group(2))
+        if INT_MIN < number <= INT_MAX:
+            return number
+        return None
 
     def key(self, value, pos):
         if isinstance(value, dict):
