@@ -278,7 +278,8 @@ def main():
     )
     params = module.params
     path = params['path']
-    b_path = to_bytes(path, errors='surrogate_or_strict')
+    # Write through symbolic links (config.php may link elsewhere) instead of replacing them.
+    b_path = os.path.realpath(to_bytes(path, errors='surrogate_or_strict'))
     result = dict(changed=False, path=path, changed_keys=[])
 
     if os.path.isdir(b_path):
@@ -330,7 +331,7 @@ def main():
                 module.fail_json(msg='php -l rejects the new content, %s was not changed: %s' % (path, problem), **result)
         if not module.check_mode:
             if params['backup'] and exists:
-                result['backup_file'] = module.backup_local(path)
+                result['backup_file'] = module.backup_local(to_native(b_path, errors='surrogate_or_strict'))
             try:
                 _write_atomically(module, b_path, content)
             except (IOError, OSError) as exc:
@@ -344,7 +345,7 @@ def main():
             after=_printable(edit.text),
         )
 
-    file_args = module.load_file_common_arguments(params)
+    file_args = module.load_file_common_arguments(params, path=to_native(b_path, errors='surrogate_or_strict'))
     if not exists and file_args.get('mode') is None:
         file_args['mode'] = '0640'
     if module.check_mode and not exists:

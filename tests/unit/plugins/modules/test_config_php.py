@@ -252,6 +252,18 @@ def test_without_php_the_module_still_writes(tmp_path, capsys, monkeypatch):
     assert result['changed'] is False
 
 
+def test_symlinks_are_written_through(tmp_path, capsys, monkeypatch):
+    target = put_fixture(tmp_path, 'nextcloud_written', target='real.php', mode=0o640)
+    link = str(tmp_path / 'config.php')
+    os.symlink('real.php', link)
+    result = run_main({'path': link, 'settings': {'loglevel': 0}, 'backup': True}, capsys, monkeypatch)
+    assert result['changed'] is True
+    assert os.path.islink(link) and os.readlink(link) == 'real.php'
+    assert "  'loglevel' => 0,\n" in read(target).decode()
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o640
+    assert read(result['backup_file']) == read(os.path.join(FIXTURES, 'nextcloud_written.config.php'))
+
+
 @pytest.mark.skipif(PHP is None, reason='php-cli is not installed')
 def test_php_lint_runs_on_the_new_content(tmp_path, capsys, monkeypatch):
     path = put_fixture(tmp_path, 'nextcloud_written')
