@@ -21,7 +21,8 @@ description:
   - Writes in the layout Nextcloud writes (PHP's C(var_export)). When the file holds no comments
     and no expressions, the result is byte for byte what Nextcloud itself would write for the
     same data. Otherwise entries that did not change are kept exactly as they were, comments
-    included, and only changed or new entries are written in Nextcloud's layout.
+    included, and only changed or new entries are written in Nextcloud's layout (comments inside
+    a changed array are lost).
   - Setting values that are already in place does not touch the file at all.
   - Writes atomically (a temporary file in the same directory, then a rename) and keeps owner,
     group and mode of the file. When C(php) is on the C(PATH) of the managed host, the new content
