@@ -49,6 +49,7 @@ options:
       - An expression that is only a literal (C('abc'), C([1, 2])) is taken as that value.
       - Keys compare as PHP does, and values compare with their types, so V(6379) and V('6379')
         differ and setting one replaces the other.
+      - V(null) writes C(NULL); to delete a key use O(remove).
     type: dict
     default: {}
   remove:
