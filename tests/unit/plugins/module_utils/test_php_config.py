@@ -356,6 +356,14 @@ class TestExpressions:
         assert "    'failover_mode' => \\RedisCluster::FAILOVER_ERROR,\n" in result.text
         assert result.data['dbpassword'] == PhpExpr("getenv('NC_DB_PASSWORD') ?: 'fallback'")
 
+    def test_array_with_expression_keys(self):
+        settings = {'dbdriveroptions': {'__php_expr__': "[PDO::MYSQL_ATTR_SSL_CA => '/etc/ssl/ca.pem', PDO::ATTR_TIMEOUT => 5]"}}
+        first = edit_config_text(fixture('nextcloud_written'), settings)
+        assert ("  'dbdriveroptions' => \n  array (\n    PDO::MYSQL_ATTR_SSL_CA => '/etc/ssl/ca.pem',\n"
+                "    PDO::ATTR_TIMEOUT => 5,\n  ),\n") in first.text
+        second = edit_config_text(first.text, settings)
+        assert second.changed_keys == []
+
     def test_expression_that_is_a_literal_becomes_the_value(self):
         assert parse_expression("'abc'") == 'abc'
         assert parse_expression('"a\\tb"') == 'a\tb'
