@@ -211,11 +211,12 @@ def scan_tree(root, patterns, on_excluded=None):
         rel_dir, abs_dir = stack.pop()
         with os.scandir(abs_dir) as it:
             entries = list(it)
+        check = bool(patterns) and may_contain_excluded(rel_dir, patterns)
         for de in entries:
             rel = de.name if not rel_dir else rel_dir + '/' + de.name
             st = de.stat(follow_symlinks=False)
             is_dir = stat.S_ISDIR(st.st_mode)
-            if patterns and is_excluded(rel, is_dir, patterns):
+            if check and is_excluded(rel, is_dir, patterns):
                 if on_excluded is not None:
                     on_excluded(rel, is_dir)
                 continue
@@ -697,10 +698,11 @@ def export_main(argv=None, environ=None, stdin=None, stdout=None):
             with os.scandir(abs_dir) as it:
                 entries = sorted(it, key=lambda d: d.name)
             subdirs = []
+            check = bool(patterns) and may_contain_excluded(rel_dir, patterns)
             for de in entries:
                 rel = de.name if not rel_dir else rel_dir + '/' + de.name
                 is_dir = de.is_dir(follow_symlinks=False)
-                if patterns and is_excluded(rel, is_dir, patterns):
+                if check and is_excluded(rel, is_dir, patterns):
                     continue
                 if not is_dir and stat.S_ISSOCK(de.stat(follow_symlinks=False).st_mode):
                     continue

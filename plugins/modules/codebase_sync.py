@@ -19,9 +19,11 @@ description:
     target), fetched from the master without transferring the tree. When nothing differs, nothing
     is transferred or touched and the result is C(changed=false).
   - Streams C(tar) from the master over ssh straight into a staging folder beside O(dest_path)
-    (no archive on either disk). A first sync streams the whole tree. Later syncs start the
-    staging folder as a hard-linked copy of the current tree and stream only the changed entries
-    into it, so an incremental sync moves only what changed and still swaps a complete tree.
+    (no archive on either disk). A first sync streams the whole tree. Later syncs build the
+    staging folder from trees already on the node and stream only the entries that differ into it,
+    so an incremental sync moves only what changed and still swaps in a complete tree. The staging
+    folder starts as the kept previous tree when there is one (it is recycled: only what differs
+    from it is written), else as a hard-linked copy of the current tree.
   - Swaps the staging folder in with C(renameat2(RENAME_EXCHANGE)) (two renames on kernels without
     it), so the web server never sees a half-written tree. On any failure the current tree stays as
     it was and the staging folder is removed.
@@ -89,6 +91,9 @@ options:
     description:
       - Keep the tree that was replaced as O(previous_path), for a rollback. The previous tree
         shares unchanged files with the current one (hard links), so it costs little space.
+      - The previous tree is also what the next sync starts from, so keeping it makes later syncs
+        cheaper: they write only what differs instead of linking and deleting every file of the tree.
+        A failed sync may consume it (it was being turned into the new tree).
       - When V(false), the old tree is deleted after the swap.
     type: bool
     default: true
@@ -206,6 +211,12 @@ method:
   returned: always
   type: str
   sample: incremental
+staging_from:
+  description: How the staging tree of an incremental sync started, C(previous) (the kept previous tree,
+    recycled) or C(linked-copy) (a hard-linked copy of the current tree).
+  returned: when an incremental sync ran
+  type: str
+  sample: previous
 changed_paths:
   description: Bounded list of changes, C(+ path) added, C(~ path) changed, C(- path) removed.
   returned: in diff mode
@@ -216,6 +227,7 @@ changed_paths:
 
 import fcntl
 import os
+import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -281,6 +293,7 @@ class CodebaseSync(object):
         self.bash_bin = module.get_bin_path('bash', required=True)
         self.cp_bin = module.get_bin_path('cp', required=True)
         self.bytes = 0
+        self.staging_from = None
 
     # -- talking to the master ---------------------------------------------------------------
 
@@ -408,11 +421,19 @@ class CodebaseSync(object):
                     result['changed_paths'] = describe_changes(sorted(n.rstrip('/') for n in names), [], {}, {},
                                                                self.module.params['diff_max_paths'])
                 return self.finish(result)
-            src = self.remote_manifest()
+            # scan this node's tree while the master computes and sends its manifest
+            local = {}
+            scanner = threading.Thread(target=self._scan_local, args=(local,)) if exists else None
+            if scanner is not None:
+                scanner.start()
             try:
-                dest = scan_tree(self.dest, self.patterns) if exists else {}
-            except OSError as e:
-                raise SyncError('cannot read %s: %s' % (self.dest, e))
+                src = self.remote_manifest()
+            finally:
+                if scanner is not None:
+                    scanner.join()
+            if 'error' in local:
+                raise SyncError('cannot read %s: %s' % (self.dest, local['error']))
+            dest = local.get('manifest', {})
             changed, removed = diff_manifests(src, dest)
             result['files_changed'] = len(changed) + len(removed)
             if self.module._diff:
@@ -424,11 +445,10 @@ class CodebaseSync(object):
             result['method'] = 'incremental' if exists else 'full'
             if check:
                 return self.finish(result)
-            link_copy(self.dest, self.staging, self.patterns, lambda argv: self.module.run_command(argv))
-            for rel in paths_to_clear(changed, removed, src, dest):
-                remove_entry(os.path.join(self.staging, rel))
-            if changed:
-                self.stream('tar-list', self.staging, names=changed)
+            names = self.prepare_staging(src, dest, changed, removed, local.get('excluded', []))
+            result['staging_from'] = self.staging_from
+            if names:
+                self.stream('tar-list', self.staging, names=names)
             result['previous_path'] = self.swap()
             return self.finish(result)
         except BaseException:
@@ -438,6 +458,57 @@ class CodebaseSync(object):
         finally:
             if lock is not None:
                 lock.close()
+
+    def _scan_local(self, out):
+        excluded = []
+        try:
+            out['manifest'] = scan_tree(self.dest, self.patterns,
+                                        on_excluded=lambda rel, is_dir: excluded.append((rel, is_dir)))
+            out['excluded'] = excluded
+        except OSError as e:
+            out['error'] = e
+
+    def prepare_staging(self, src, dest, changed, removed, excluded):
+        """Build the staging tree; return the paths to fetch from the master.
+
+        Steady state: the previous tree (the state before the last sync, sharing unchanged files
+        with the live tree through hard links) is recycled as the staging tree, so a sync writes
+        only what differs from it instead of linking and later deleting every file of the tree.
+        Otherwise the staging tree starts as a hard-linked copy of the live tree.
+        Files are never written through a hard link: every entry that differs is deleted first and
+        extracted as a new inode.
+        """
+        prev = self.previous
+        if (prev and os.path.isdir(prev) and not os.path.islink(prev)
+                and os.lstat(prev).st_dev == os.lstat(self.dest).st_dev
+                and not find_excluded_dirs(prev, self.patterns)):
+            os.rename(prev, self.staging)
+            self.staging_from = 'previous'
+            stale = []
+            try:
+                base = scan_tree(self.staging, self.patterns,
+                                 on_excluded=lambda rel, is_dir: stale.append(rel))
+            except OSError as e:
+                raise SyncError('cannot read %s: %s' % (self.staging, e))
+            s_changed, s_removed = diff_manifests(src, base)
+            for rel in paths_to_clear(s_changed, s_removed, src, base):
+                remove_entry(os.path.join(self.staging, rel))
+            # excluded files come from the live tree (hard links), as in a linked copy
+            for rel in sorted(stale, reverse=True):
+                remove_entry(os.path.join(self.staging, rel))
+            names = s_changed
+        else:
+            self.staging_from = 'linked-copy'
+            link_copy(self.dest, self.staging, self.patterns, lambda argv: self.module.run_command(argv))
+            for rel in paths_to_clear(changed, removed, src, dest):
+                remove_entry(os.path.join(self.staging, rel))
+            names = changed
+            excluded = []    # already linked by the copy
+        for rel, is_dir in excluded:
+            target = os.path.join(self.staging, rel)
+            if not is_dir and not os.path.lexists(target) and os.path.isdir(os.path.dirname(target)):
+                os.link(os.path.join(self.dest, rel), target, follow_symlinks=False)
+        return names
 
     def finish(self, result):
         result['bytes_transferred'] = self.bytes

@@ -322,3 +322,35 @@ def test_ssh_is_called_with_pinned_host_keys(env):
     for argv in calls:
         assert 'StrictHostKeyChecking=yes' in argv and 'UserKnownHostsFile=/etc/nextcloud-sync/known_hosts' in argv
         assert argv[argv.index('-p') + 1] == '2200'
+
+
+def test_steady_state_recycles_the_previous_tree(env):
+    src = env['master'] / 'nextcloud'
+    make_release(src)
+    dest = env['node'] / 'nextcloud'
+    prev = env['node'] / 'nextcloud.previous'
+    run_module(env, exclude=EXCLUDE)
+    (dest / 'config/node.config.php').write_text('node v1')
+    (src / 'index.php').write_text('<?php // v2\n')
+    r2 = run_module(env, exclude=EXCLUDE)
+    assert r2['staging_from'] == 'linked-copy'
+    v2_config_ino = os.stat(str(dest / 'config/config.php')).st_ino
+    # third state: an app, a removal, a mode change; the previous tree (state 1) becomes the new tree
+    (src / 'apps/third/lib').mkdir(parents=True)
+    (src / 'apps/third/lib/A.php').write_text('<?php // a\n')
+    os.unlink(str(src / 'core/js/f002.js'))
+    (src / 'core/js/f003.js').chmod(0o600)
+    (dest / 'config/node.config.php').write_text('node v2')      # written in place, as Nextcloud does
+    (dest / 'data/x').mkdir(parents=True)
+    (dest / 'data/x/keep').write_text('keep')
+    r3 = run_module(env, exclude=EXCLUDE, diff=True)
+    assert r3['changed'] is True and r3['staging_from'] == 'previous', r3
+    assert manifest(dest, EXCLUDE) == manifest(src, EXCLUDE)
+    assert (dest / 'index.php').read_text() == '<?php // v2\n'     # state 1's copy was replaced
+    assert (dest / 'config/node.config.php').read_text() == 'node v2'
+    assert (dest / 'data/x/keep').read_text() == 'keep'
+    # the tree of state 2 is now the previous one, and still shares the unchanged files
+    assert (prev / 'core/js/f002.js').exists() and not (prev / 'apps/third').exists()
+    assert os.stat(str(prev / 'config/config.php')).st_ino == v2_config_ino == os.stat(str(dest / 'config/config.php')).st_ino
+    assert r3['files_changed'] == 3 + 1 + 1   # apps/third, its lib and A.php; f002 removed; f003 mode
+    assert run_module(env, exclude=EXCLUDE)['changed'] is False

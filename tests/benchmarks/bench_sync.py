@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark of codebase replication between two lab web nodes (issue #7).
+
+    LAB_NAME=mylab .venv/bin/python tests/benchmarks/bench_sync.py [--reps 3]
+
+Needs only the base lab (`python -m lab up`): web1 plays the master, web2 the node being synced.
+It sets up what the methods need (rsync, a root ssh key web2 -> web1 for the scripts, the restricted
+`ncsync` export key for codebase_sync), generates a tree shaped like a Nextcloud release on web1
+(default 22,000 files, about 250 MB, a realistic size mix) and measures, interleaved and repeated:
+
+  cases    first sync to an empty node, incremental (an app of ~500 files / ~5 MB added and
+           config.php changed on the master), no-op
+  methods  the design notes' script, rsync -a --delete over ssh, codebase_sync (the real module,
+           run from its kept AnsiballZ file so Ansible's controller overhead is not counted),
+           and the floor: a bare `ssh tar | tar` stream into an empty folder
+
+Times are taken on web2 around each command. Every result is checked against the master's tree
+(path, type, size, mtime, mode, owner) after the run. It prints the medians as a table with ratios.
+This is a measurement, not a timed test: nothing fails on a slow result.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB_NAME = os.environ.get('LAB_NAME', 'nchalab')
+STATE = os.path.join(ROOT, 'lab', '.state', LAB_NAME)
+SSH_CONFIG = os.path.join(STATE, 'ssh_config')
+INVENTORY = os.path.join(STATE, 'inventory')
+EXPORT = os.path.join(ROOT, 'plugins', 'module_utils', 'codebase_sync.py')
+
+MASTER, NODE = 'web1', 'web2'
+SRC = '/var/www/bench-src'
+DEST = {'design': '/var/www/html', 'rsync': '/var/www/bench-rsync', 'codebase_sync': '/var/www/bench-cs',
+        'floor': '/var/www/bench-floor'}
+KEY = '/root/.ssh/bench_id_ed25519'
+SYNC_KEY = '/etc/nextcloud-sync/bench_id_ed25519'
+SYNC_KNOWN = '/etc/nextcloud-sync/bench_known_hosts'
+EXPORT_ON_MASTER = '/usr/local/lib/nextcloud-ha/nc_sync_export.py'
+EXCLUDE = ['data/', 'config/node.config.php']
+
+GENERATOR = r'''
+import os, random, sys
+root, nfiles, mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+if os.path.exists(os.path.join(root, '.generated-%d-%d' % (nfiles, mb))):
+    print('exists'); sys.exit(0)
+os.system('rm -rf ' + root)
+rnd = random.Random(32)
+# (share of files, median size, sigma) per kind, after the mix of a Nextcloud 32 release
+kinds = [('php', 0.58, 2500, 1.1), ('json', 0.12, 6000, 1.0), ('svg', 0.08, 1500, 1.0), ('png', 0.04, 4000, 1.2),
+         ('css', 0.03, 3000, 1.2), ('js', 0.10, 30000, 1.6), ('map', 0.03, 250000, 1.2), ('txt', 0.02, 2000, 1.0)]
+sizes = []
+for ext, share, med, sigma in kinds:
+    for _ in range(int(nfiles * share)):
+        sizes.append((ext, max(1, int(rnd.lognormvariate(0, sigma) * med))))
+while len(sizes) < nfiles:
+    sizes.append(('php', 2000))
+total = sum(s for _e, s in sizes)
+scale = mb * 1024 * 1024 / total
+sizes = [(e, max(1, int(s * scale))) for e, s in sizes]
+tops = ['apps/app%02d' % i for i in range(60)] + ['3rdparty/vendor%02d/pkg%d' % (i, j) for i in range(40) for j in range(4)]
+tops += ['core/js', 'core/css', 'core/img', 'core/l10n', 'dist', 'lib/private', 'lib/public', 'resources', 'ocs']
+subs = ['lib', 'lib/Controller', 'lib/Service', 'l10n', 'img', 'js', 'css', 'templates', 'src/Db', 'tests']
+blob = rnd.randbytes(8 * 1024 * 1024)
+for i, (ext, size) in enumerate(sizes):
+    d = os.path.join(root, tops[i % len(tops)], subs[(i // len(tops)) % len(subs)])
+    os.makedirs(d, exist_ok=True)
+    off = rnd.randrange(0, len(blob) - min(size, len(blob) - 1))
+    with open(os.path.join(d, 'f%05d.%s' % (i, ext)), 'wb') as f:
+        left = size
+        while left > 0:
+            chunk = blob[off:off + min(left, len(blob) - off)]
+            f.write(chunk); left -= len(chunk); off = 0
+os.makedirs(os.path.join(root, 'config'), exist_ok=True)
+with open(os.path.join(root, 'config', 'config.php'), 'w') as f:
+    f.write("<?php\n$CONFIG = array (\n  'trusted_domains' => \n  array (\n    0 => 'web1',\n  ),\n  'version' => '32.0.2.2',\n);\n")
+os.chmod(os.path.join(root, 'config', 'config.php'), 0o640)
+os.system('chown -R www-data:www-data ' + root)
+open(os.path.join(root, '.generated-%d-%d' % (nfiles, mb)), 'w').close()
+print('generated')
+'''
+
+APP = r'''
+import os, random, sys
+root, action = sys.argv[1], sys.argv[2]
+app = os.path.join(root, 'apps', 'benchapp')
+cfg = os.path.join(root, 'config', 'config.php')
+if action == 'add':
+    rnd = random.Random(7)
+    for i in range(500):
+        d = os.path.join(app, ['lib', 'l10n', 'img', 'js', 'templates'][i % 5])
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, 'g%03d.php' % i), 'wb') as f:
+            f.write(rnd.randbytes(10 * 1024 + rnd.randrange(1024)))
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, 'w') as f:
+        f.write(text.replace("  'version'", "  'ldapIgnoreNamingRules' => false,\n  'version'"))
+else:
+    os.system('rm -rf ' + app)
+    with open(cfg) as f:
+        text = f.read()
+    with open(cfg, 'w') as f:
+        f.write(text.replace("  'ldapIgnoreNamingRules' => false,\n", ''))
+os.system('chown -R www-data:www-data ' + root)
+'''
+
+# The design notes' sync script, as written there (httpd is not installed on the base lab's web2, so
+# stopping/starting it is a no-op here; everything else is the script, with its tarball in /tmp).
+DESIGN = r'''
+systemctl stop httpd 2>/dev/null || true
+rm -rf /var/www/html
+ssh -i {key} root@{master} rm -v /tmp/moveinstallation.tar >/dev/null 2>&1 || true
+ssh -i {key} root@{master} tar -cpf /tmp/moveinstallation.tar {src} 2>/dev/null
+cd /var/www/
+scp -i {key} -q root@{master}:/tmp/moveinstallation.tar .
+tar --same-owner -xvf moveinstallation.tar -C /var/www >/dev/null
+mv var/www/{srcname}/ html
+rm -rf var
+sed -i "s/    0 => '{master}',/    0 => '{node}',/" /var/www/html/config/config.php
+systemctl start httpd 2>/dev/null || true
+'''
+
+
+def ssh(host, command, check=True, input_=None, timeout=1800):
+    p = subprocess.run(['ssh', '-F', SSH_CONFIG, host, 'sudo bash -c %s' % shlex.quote(command)],
+                       input=input_, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError('%s: %s failed (%d): %s %s' % (host, command[:200], p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def timed(host, command):
+    """Run command on host, timing it there; return seconds."""
+    wrapper = ('s=$(date +%%s.%%N); ( %s ) >/tmp/bench.out 2>&1; rc=$?; e=$(date +%%s.%%N); '
+               'echo "$rc $s $e"' % command)
+    out = ssh(host, wrapper).stdout.split()
+    rc, start, end = int(out[0]), float(out[1]), float(out[2])
+    if rc != 0:
+        log = ssh(host, 'tail -20 /tmp/bench.out', check=False).stdout
+        raise RuntimeError('timed command failed on %s (%d): %s\n%s' % (host, rc, command[:300], log))
+    return end - start
+
+
+def tree_digest(host, path, skip_config=False):
+    """Digest of (path, type, size, file mtime, mode, owner) of a tree, as the manifest compares."""
+    cmd = ("cd %s && find . -mindepth 1 \\( -path ./data -o -path ./.generated-\\* \\) -prune -o -printf '%%P %%y %%m %%U %%G "
+           "%%s %%T@\\n' | awk '$2==\"d\"{$6=0;$7=0} $2!=\"d\"{split($7,a,\".\");$7=a[1]} {print}' ") % shlex.quote(path)
+    if skip_config:
+        cmd += "| grep -v '^config/config.php '"
+    cmd += '| grep -v "^ " | sort | md5sum'
+    return ssh(host, cmd).stdout.split()[0]
+
+
+def setup(nfiles, mb):
+    print('setting up web1 (master) and web2 (node) ...', flush=True)
+    for h in (MASTER, NODE):
+        ssh(h, 'command -v rsync >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive '
+               'apt-get install -y -qq rsync >/dev/null)')
+    # root key web2 -> web1 for the design notes' script, rsync and the bare stream
+    pub = ssh(NODE, 'test -f {k} || ssh-keygen -q -t ed25519 -N "" -f {k}; cat {k}.pub'.format(k=KEY)).stdout.strip()
+    ssh(MASTER, 'mkdir -p /root/.ssh && chmod 700 /root/.ssh && touch /root/.ssh/authorized_keys && '
+                'grep -qF %s /root/.ssh/authorized_keys || echo %s >> /root/.ssh/authorized_keys'
+        % (shlex.quote(pub), shlex.quote(pub)))
+    hostkeys = ssh(MASTER, 'cat /etc/ssh/ssh_host_ed25519_key.pub').stdout.split()
+    known = '%s %s %s' % (MASTER, hostkeys[0], hostkeys[1])
+    ssh(NODE, 'mkdir -p /root/.ssh /etc/nextcloud-sync /var/www && echo %s > /root/.ssh/known_hosts && echo %s > %s'
+        % (shlex.quote(known), shlex.quote(known), SYNC_KNOWN))
+    # the restricted export for codebase_sync: user ncsync, forced command, from= web2 only
+    with open(EXPORT) as f:
+        ssh(MASTER, 'mkdir -p %s && cat > %s' % (os.path.dirname(EXPORT_ON_MASTER), EXPORT_ON_MASTER), input_=f.read())
+    spub = ssh(NODE, 'test -f {k} || ssh-keygen -q -t ed25519 -N "" -f {k}; cat {k}.pub'.format(k=SYNC_KEY)).stdout.strip()
+    node_ip = ssh(NODE, "hostname -I | awk '{print $1}'").stdout.strip()
+    line = ('restrict,from="%s",command="/usr/bin/python3 %s --allow-root /var/www" %s'
+            % (node_ip, EXPORT_ON_MASTER, spub))
+    ssh(MASTER, 'id ncsync >/dev/null 2>&1 || useradd --system --create-home --shell /bin/sh ncsync; '
+                'usermod -aG www-data ncsync; install -d -o ncsync -m 700 ~ncsync/.ssh; '
+                'echo %s > ~ncsync/.ssh/authorized_keys; chown ncsync ~ncsync/.ssh/authorized_keys' % shlex.quote(line))
+    print('generating the tree on web1 ...', flush=True)
+    print('  ' + ssh(MASTER, 'python3 - %s %d %d' % (SRC, nfiles, mb), input_=GENERATOR).stdout.strip())
+    stats = ssh(MASTER, 'find %s -type f | wc -l; du -sm %s | cut -f1' % (SRC, SRC)).stdout.split()
+    print('  tree: %s files, %s MB' % (stats[0], stats[1]), flush=True)
+    ssh(MASTER, 'python3 - %s remove' % SRC, input_=APP)
+    return int(stats[0]), int(stats[1])
+
+
+def module_args(dest):
+    return dict(src_host=MASTER, src_path=SRC, dest_path=dest, ssh_user='ncsync', ssh_key=SYNC_KEY,
+                known_hosts=SYNC_KNOWN, exclude=EXCLUDE, keep_previous=True)
+
+
+def keep_ansiballz():
+    """Run the module once through Ansible, keeping its AnsiballZ file on web2; return its path."""
+    env = dict(os.environ, ANSIBLE_KEEP_REMOTE_FILES='1', ANSIBLE_PIPELINING='0', ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'))
+    ssh(NODE, 'rm -rf ~ansible/.ansible/tmp/ansible-tmp-* %s %s.previous' % (DEST['codebase_sync'], DEST['codebase_sync']))
+    p = subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible'), '-i', INVENTORY, NODE, '-b', '-m',
+                        'nextcloud_ha.cluster.codebase_sync', '-a', json.dumps(module_args(DEST['codebase_sync']))],
+                       cwd=ROOT, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError('codebase_sync through Ansible failed: %s %s' % (p.stdout, p.stderr))
+    path = ssh(NODE, 'ls -t ~ansible/.ansible/tmp/ansible-tmp-*/AnsiballZ_codebase_sync.py | head -1').stdout.strip()
+    ssh(NODE, 'cp %s /root/AnsiballZ_codebase_sync.py' % path)
+    return '/root/AnsiballZ_codebase_sync.py'
+
+
+def ansible_overhead():
+    """Controller-side cost of one Ansible task on web2 (the ping module), for reference."""
+    start = time.time()
+    subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'ansible'), '-i', INVENTORY, NODE, '-b', '-m', 'ansible.builtin.ping'],
+                   cwd=ROOT, capture_output=True, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg')))
+    return time.time() - start
+
+
+def commands(ansiballz):
+    d = dict(key=KEY, master=MASTER, node=NODE, src=SRC, srcname=os.path.basename(SRC))
+    return {
+        'design': DESIGN.format(**d),
+        'rsync': 'mkdir -p {dst} && rsync -a --delete -e "ssh -i {key}" root@{master}:{src}/ {dst}/'.format(
+            dst=DEST['rsync'], **d),
+        'codebase_sync': 'python3 %s > /tmp/bench.cs.json; grep -q \'"failed": true\' /tmp/bench.cs.json && exit 1; '
+                         'cat /tmp/bench.cs.json' % ansiballz,
+        'floor': 'mkdir {dst} && ssh -i {key} root@{master} tar -C {src} -cf - . | tar -C {dst} -xf -'.format(
+            dst=DEST['floor'], **d),
+    }
+
+
+def reset_empty(method):
+    dst = DEST[method]
+    ssh(NODE, 'rm -rf %s %s.previous /var/www/.%s.codebase_sync-* /var/www/moveinstallation.tar'
+        % (dst, dst, os.path.basename(dst)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--reps', type=int, default=3)
+    ap.add_argument('--files', type=int, default=22000)
+    ap.add_argument('--mb', type=int, default=250)
+    args = ap.parse_args()
+    if not os.path.exists(SSH_CONFIG):
+        sys.exit('the lab %r is not up: run `LAB_NAME=%s python -m lab up`' % (LAB_NAME, LAB_NAME))
+    nfiles, mb = setup(args.files, args.mb)
+    ansiballz = keep_ansiballz()
+    cmds = commands(ansiballz)
+    src_digest = tree_digest(MASTER, SRC, skip_config=True)
+    times = {}
+
+    def record(case, method, seconds, dest):
+        ok = tree_digest(NODE, dest, skip_config=(method == 'design')) == tree_digest(MASTER, SRC, skip_config=(method == 'design'))
+        times.setdefault((case, method), []).append(seconds)
+        print('  %-11s %-14s %7.2f s  %s' % (case, method, seconds, 'tree ok' if ok else 'TREE DIFFERS'), flush=True)
+        if not ok:
+            raise RuntimeError('%s left a tree that differs from the master after %s' % (method, case))
+
+    for rep in range(args.reps):
+        print('repetition %d/%d' % (rep + 1, args.reps), flush=True)
+        order = ['design', 'rsync', 'codebase_sync', 'floor']
+        order = order[rep % 4:] + order[:rep % 4]      # rotate so no method always runs first
+        # (1) first sync to an empty node
+        for m in order:
+            reset_empty(m)
+            record('first', m, timed(NODE, cmds[m]), DEST[m])
+        # (2) incremental: app added and config.php changed on the master
+        ssh(MASTER, 'python3 - %s add' % SRC, input_=APP)
+        for m in order:
+            if m == 'floor':
+                continue
+            record('incremental', m, timed(NODE, cmds[m]), DEST[m])
+        # (3) no-op
+        for m in order:
+            if m == 'floor':
+                continue
+            record('no-op', m, timed(NODE, cmds[m]), DEST[m])
+        ssh(MASTER, 'python3 - %s remove' % SRC, input_=APP)
+        for m in ('rsync', 'codebase_sync'):           # back to the base tree, untimed
+            timed(NODE, cmds[m])
+    assert src_digest == tree_digest(MASTER, SRC, skip_config=True)
+    overhead = ansible_overhead()
+    report(times, nfiles, mb, args.reps, overhead)
+
+
+def report(times, nfiles, mb, reps, overhead):
+    med = {k: statistics.median(v) for k, v in times.items()}
+    floor = med[('first', 'floor')]
+    print()
+    print('Tree: %d files, %d MB, web1 -> web2 (lab containers), medians of %d interleaved runs; '
+          'times taken on web2.' % (nfiles, mb, reps))
+    print()
+    print('| case | method | median s | min-max s | vs floor | vs design script | vs rsync |')
+    print('|---|---|---:|---:|---:|---:|---:|')
+    for case in ('first', 'incremental', 'no-op'):
+        for m in ('floor', 'design', 'rsync', 'codebase_sync'):
+            if (case, m) not in med:
+                continue
+            v = med[(case, m)]
+            lo, hi = min(times[(case, m)]), max(times[(case, m)])
+            print('| %s | %s | %.2f | %.2f-%.2f | %s | %s | %s |' % (
+                case, m, v, lo, hi,
+                '%.2fx' % (v / floor) if case == 'first' else '',
+                '%.3fx' % (v / med[(case, 'design')]) if m != 'design' and (case, 'design') in med else '',
+                '%.2fx' % (v / med[(case, 'rsync')]) if m not in ('rsync', 'design') and (case, 'rsync') in med else ''))
+    print()
+    cs_first, cs_inc, cs_noop = (med[(c, 'codebase_sync')] for c in ('first', 'incremental', 'no-op'))
+    print('Targets: first <= 1.1x floor: %.2fx %s; incremental <= 0.1x design script: %.3fx %s, <= rsync: %.2fx %s; '
+          'no-op <= rsync no-op: %.2fx %s' % (
+              cs_first / floor, 'met' if cs_first <= 1.1 * floor else 'NOT met',
+              cs_inc / med[('incremental', 'design')], 'met' if cs_inc <= 0.1 * med[('incremental', 'design')] else 'NOT met',
+              cs_inc / med[('incremental', 'rsync')], 'met' if cs_inc <= med[('incremental', 'rsync')] else 'NOT met',
+              cs_noop / med[('no-op', 'rsync')], 'met' if cs_noop <= med[('no-op', 'rsync')] else 'NOT met'))
+    print('codebase_sync times are the module process on web2 (its AnsiballZ file); one Ansible task adds about '
+          '%.1f s of controller overhead (ansible ping, measured now).' % overhead)
+
+
+if __name__ == '__main__':
+    main()
