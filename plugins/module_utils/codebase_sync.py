@@ -314,15 +314,17 @@ def export_request(action, src_path, exclude):
     return argv
 
 
-def ssh_argv(ssh_bin, host, user, key, remote_argv, port=22, known_hosts=None, connect_timeout=10):
-    """argv of ssh: key only, batch mode, pinned host keys (never StrictHostKeyChecking=no).
+# Constant bash program that starts the ssh master connection in the background with its output
+# going to a file, so that the caller does not wait for the pipes a background process keeps open.
+#   $1 = file for ssh's stderr, then the ssh argv.
+MASTER_SCRIPT = r'''errfile=$1; shift
+"$@" </dev/null >/dev/null 2>"$errfile"
+'''
 
-    ssh sends the remote command as one string to the server, where it is split again (by the
-    export program when it is a forced command, by the login shell otherwise): every element is
-    quoted with shlex.quote so that both give back exactly ``remote_argv``.
-    """
-    argv = [ssh_bin, '-T', '-x', '-a',
-            '-i', key,
+
+def ssh_options(key, user, port=22, known_hosts=None, connect_timeout=10, control_path=None):
+    """ssh options shared by the master connection and every session."""
+    argv = ['-i', key,
             '-p', str(int(port)),
             '-l', user,
             '-o', 'BatchMode=yes',
@@ -336,6 +338,34 @@ def ssh_argv(ssh_bin, host, user, key, remote_argv, port=22, known_hosts=None, c
             '-o', 'LogLevel=ERROR']
     if known_hosts:
         argv += ['-o', 'UserKnownHostsFile=%s' % known_hosts, '-o', 'GlobalKnownHostsFile=/dev/null']
+    if control_path:
+        argv += ['-o', 'ControlPath=%s' % control_path]
+    return argv
+
+
+def ssh_master_argv(ssh_bin, host, user, key, control_path, port=22, known_hosts=None, connect_timeout=10):
+    """argv of the background master connection (no command: the forced command never runs for it).
+
+    It goes to the background once authenticated and exits 30 s after its last session, so even a
+    killed module leaves nothing behind for long.
+    """
+    return [ssh_bin, '-M', '-N', '-f', '-T', '-x', '-a'] + \
+        ssh_options(key, user, port, known_hosts, connect_timeout, control_path) + \
+        ['-o', 'ControlPersist=30', '--', host]
+
+
+def ssh_argv(ssh_bin, host, user, key, remote_argv, port=22, known_hosts=None, connect_timeout=10,
+             control_path=None):
+    """argv of ssh: key only, batch mode, pinned host keys (never StrictHostKeyChecking=no).
+
+    ssh sends the remote command as one string to the server, where it is split again (by the
+    export program when it is a forced command, by the login shell otherwise): every element is
+    quoted with shlex.quote so that both give back exactly ``remote_argv``.
+    """
+    argv = [ssh_bin, '-T', '-x', '-a'] + ssh_options(key, user, port, known_hosts, connect_timeout, control_path)
+    if control_path:
+        # use the master connection when it is there, connect directly otherwise
+        argv += ['-o', 'ControlMaster=no']
     argv += ['--', host, ' '.join(shlex.quote(a) for a in remote_argv)]
     return argv
 

@@ -227,11 +227,14 @@ changed_paths:
 
 import fcntl
 import os
+import shutil
+import tempfile
 import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.codebase_sync import (
+    MASTER_SCRIPT,
     SyncError,
     decode_manifest,
     describe_changes,
@@ -251,6 +254,7 @@ from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.codebase_sync
     safe_remove_tree,
     scan_tree,
     ssh_argv,
+    ssh_master_argv,
     validate_abs_path,
 )
 
@@ -294,6 +298,7 @@ class CodebaseSync(object):
         self.cp_bin = module.get_bin_path('cp', required=True)
         self.bytes = 0
         self.staging_from = None
+        self.control_dir = self.control_path = None
 
     # -- talking to the master ---------------------------------------------------------------
 
@@ -302,10 +307,34 @@ class CodebaseSync(object):
         argv = ssh_argv(self.ssh_bin, self.src_host, p['ssh_user'], p['ssh_key'],
                         export_request(action, self.src_path, p['exclude']),
                         port=p['ssh_port'], known_hosts=p['known_hosts'],
-                        connect_timeout=p['connect_timeout'])
+                        connect_timeout=p['connect_timeout'], control_path=self.control_path)
         if action != 'tar-list':
             argv.insert(1, '-n')   # nothing to send: stdin from /dev/null
         return argv
+
+    def open_master(self):
+        """One ssh connection for the manifest and the transfer (saves a handshake per sync)."""
+        p = self.module.params
+        self.control_dir = tempfile.mkdtemp(prefix='codebase_sync.')
+        self.control_path = os.path.join(self.control_dir, 'cm')
+        errfile = os.path.join(self.control_dir, 'master.err')
+        argv = [self.bash_bin, '-c', MASTER_SCRIPT, 'codebase_sync', errfile] + ssh_master_argv(
+            self.ssh_bin, self.src_host, p['ssh_user'], p['ssh_key'], self.control_path, port=p['ssh_port'],
+            known_hosts=p['known_hosts'], connect_timeout=p['connect_timeout'])
+        rc, _out, _err = self.module.run_command(argv)
+        if rc != 0:
+            with open(errfile, 'rb') as f:
+                raise SyncError(explain_ssh_failure(255, _text(f.read()), self.src_host, p['ssh_user']))
+
+    def close_master(self):
+        if not self.control_dir:
+            return
+        if os.path.exists(self.control_path):
+            p = self.module.params
+            self.module.run_command([self.ssh_bin, '-o', 'ControlPath=%s' % self.control_path, '-O', 'exit',
+                                     '-p', str(p['ssh_port']), '-l', p['ssh_user'], '--', self.src_host])
+        shutil.rmtree(self.control_dir, ignore_errors=True)
+        self.control_dir = self.control_path = None
 
     def remote_manifest(self):
         rc, out, err = self.module.run_command(self._ssh('manifest'), encoding=None)
@@ -421,6 +450,7 @@ class CodebaseSync(object):
                     result['changed_paths'] = describe_changes(sorted(n.rstrip('/') for n in names), [], {}, {},
                                                                self.module.params['diff_max_paths'])
                 return self.finish(result)
+            self.open_master()
             # scan this node's tree while the master computes and sends its manifest
             local = {}
             scanner = threading.Thread(target=self._scan_local, args=(local,)) if exists else None
@@ -456,6 +486,7 @@ class CodebaseSync(object):
                 self.cleanup()
             raise
         finally:
+            self.close_master()
             if lock is not None:
                 lock.close()
 

@@ -399,3 +399,23 @@ def test_export_tar_list_refuses_paths_through_symlinks(tree, tmp_path):
 @pytest.mark.parametrize('rel, expected', [('data/admin/f.txt', True), ('data', False), ('datax', False)])
 def test_is_excluded_path_checks_parents(rel, expected):
     assert cs.is_excluded_path(rel, False, cs.parse_patterns(['data/'])) is expected
+
+
+def test_master_argv_is_a_persisting_background_master():
+    argv = cs.ssh_master_argv('ssh', 'web1', 'ncsync', '/k', '/tmp/x/cm', known_hosts='/kh')
+    assert argv[:4] == ['ssh', '-M', '-N', '-f']
+    assert 'ControlPath=/tmp/x/cm' in argv and 'ControlPersist=30' in argv and 'StrictHostKeyChecking=yes' in argv
+    assert argv[-2:] == ['--', 'web1']
+    session = cs.ssh_argv('ssh', 'web1', 'ncsync', '/k', ['nc-sync-export'], control_path='/tmp/x/cm')
+    assert 'ControlPath=/tmp/x/cm' in session and 'ControlMaster=no' in session
+
+
+def test_master_script_does_not_wait_for_background_children(tmp_path):
+    import time
+    err = str(tmp_path / 'err')
+    start = time.time()
+    p = subprocess.run(['bash', '-c', cs.MASTER_SCRIPT, 'x', err, 'sh', '-c', '(sleep 5 &); echo oops >&2; exit 0'],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and time.time() - start < 4
+    with open(err) as f:
+        assert f.read() == 'oops\n'

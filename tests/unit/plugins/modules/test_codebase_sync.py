@@ -31,11 +31,13 @@ argv = sys.argv[1:]
 with open(os.environ['FAKE_SSH_LOG'], 'a') as log:
     log.write(repr(argv) + '\n')
 i = argv.index('--')
-host, command = argv[i + 1], argv[i + 2]
+host, command = argv[i + 1], (argv[i + 2:] or [''])[0]
 if host == 'unreachable':
     sys.stderr.write('ssh: connect to host unreachable port 22: Connection refused\n'); sys.exit(255)
 if host == 'rejecting':
     sys.stderr.write('ncsync@rejecting: Permission denied (publickey).\n'); sys.exit(255)
+if '-M' in argv:      # the background master connection: nothing to run
+    sys.exit(0)
 env = dict(os.environ, SSH_ORIGINAL_COMMAND=command)
 export = [%(python)r, %(export)r, '--allow-root', os.environ['FAKE_SSH_ALLOW']]
 if host != 'dies':
