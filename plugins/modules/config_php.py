@@ -99,8 +99,10 @@ attributes:
     description: Can automatically decrypt Ansible vaulted files.
     support: none
 notes:
-  - 'The diff shows the whole file before and after, including passwords and secrets such as
-    C(dbpassword) or C(secret). Use C(diff: false) or C(no_log: true) on tasks where that matters.'
+  - 'The diff shows the whole file before and after, with the values of secret keys (C(dbpassword),
+    C(passwordsalt), C(secret), C(password), C(mail_smtppassword), and C(key) and C(secret) inside arrays such as
+    C(objectstore)) replaced by C(********). A change to a secret therefore shows in RV(changed_keys), not in the
+    diff.'
   - Nextcloud invalidates OPcache for its config files when their modification time changes, so no
     PHP-FPM reload is needed after a change.
   - Do not run this module while Nextcloud itself writes the file (installer, upgrade,
@@ -220,6 +222,7 @@ diff:
 '''
 
 import os
+import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -235,8 +238,14 @@ from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.php_config im
 )
 
 
+SECRET_KEYS = ('dbpassword', 'passwordsalt', 'secret', 'password', 'mail_smtppassword', 'key', 'secret_key')
+_SECRET_VALUE = re.compile(
+    r"""^(\s*'(?:%s)' => )'(?:[^'\\]|\\.)*'""" % '|'.join(re.escape(k) for k in SECRET_KEYS), re.MULTILINE)
+
+
 def _printable(text):
-    """Text for diff output: bytes that are not UTF-8 become replacement characters."""
+    """Text for diff output: secret values masked; bytes that are not UTF-8 become replacement characters."""
+    text = _SECRET_VALUE.sub(r"\1'********'", text)
     return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
 
 

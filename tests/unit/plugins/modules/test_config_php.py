@@ -273,3 +273,17 @@ def test_php_lint_runs_on_the_new_content(tmp_path, capsys, monkeypatch):
     assert 'php -l rejects the new content' in result['msg']
     assert 'the new config.php' in result['msg']
     assert read(path) == before
+
+
+def test_diff_masks_secret_values(tmp_path, capsys, monkeypatch):
+    path = put_fixture(tmp_path, 'nextcloud_written')
+    settings = {'dbpassword': 'n3w-db-s3cret', 'redis': {'host': 'redis1', 'password': 'r3dis-s3cret'}}
+    result = run_main({'path': path, 'settings': settings, '_ansible_diff': True}, capsys, monkeypatch)
+    assert result['changed'] is True
+    assert set(result['changed_keys']) == {'dbpassword', 'redis'}
+    shown = result['diff']['before'] + result['diff']['after']
+    assert "'dbpassword' => '********'" in result['diff']['after']
+    assert "'password' => '********'" in result['diff']['after']
+    assert 'n3w-db-s3cret' not in shown and 'r3dis-s3cret' not in shown
+    written = to_python(parse_config(read(path).decode()).data)
+    assert written['dbpassword'] == 'n3w-db-s3cret' and written['redis']['password'] == 'r3dis-s3cret'
