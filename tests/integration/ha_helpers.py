@@ -1,0 +1,237 @@
+"""Helpers shared by the Redis and HAProxy integration tests and the HAProxy benchmark.
+
+Everything talks to the lab's own containers: commands over ssh (the lab's ssh_config), containers stopped and
+started with podman under this lab's name, HTTP only to the lab's load balancer and web nodes.
+"""
+import os
+import shlex
+import subprocess
+import threading
+import time
+
+import yaml
+
+import loadgen
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB_NAME = os.environ.get("LAB_NAME", "nchalab")
+STATE = os.path.join(ROOT, "lab", ".state", LAB_NAME)
+SSH_CONFIG = os.path.join(STATE, "ssh_config")
+INVENTORY = os.path.join(STATE, "inventory")
+PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
+
+with open(os.path.join(ROOT, "lab", "inventory", "group_vars", "all", "lab.yml")) as _f:
+    LAB_VARS = yaml.safe_load(_f)
+REDIS_USER = LAB_VARS.get("nextcloud_ha_redis_user", "nextcloud")
+REDIS_PASSWORD = LAB_VARS["nextcloud_ha_redis_password"]
+REDIS_ADMIN_PASSWORD = LAB_VARS["nextcloud_ha_redis_admin_password"]
+STATS_PASSWORD = LAB_VARS["nextcloud_ha_haproxy_stats_password"]
+DOMAIN = LAB_VARS.get("nextcloud_ha_domain", "cloud.example.org")
+PROBE = "/probe.php?checks=db,redis"
+ADMIN_SOCKET = "/run/haproxy/admin.sock"
+PROXY_SOCKET = "/run/nextcloud-ha-redis-proxy/admin.sock"
+
+
+def load_inventory():
+    with open(os.path.join(INVENTORY, "hosts.yml")) as f:
+        data = yaml.safe_load(f)["all"]
+    hosts = {h: v["ansible_host"] for h, v in data["hosts"].items()}
+    groups = {name: list((g or {}).get("hosts") or {}) for name, g in data.get("children", {}).items()}
+    return hosts, groups
+
+
+HOSTS, GROUPS = load_inventory() if os.path.exists(os.path.join(INVENTORY, "hosts.yml")) else ({}, {})
+
+
+def run_ssh(host, command, timeout=60, input_=None):
+    return subprocess.run(["ssh", "-F", SSH_CONFIG, host, command], capture_output=True, text=True,
+                          timeout=timeout, input=input_)
+
+
+def sudo(host, command, timeout=60, check=True):
+    res = run_ssh(host, "sudo bash -c %s" % shlex.quote(command), timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError("%s on %s failed (%d): %s %s" % (command, host, res.returncode, res.stdout, res.stderr))
+    return res
+
+
+def container(action, host, timeout=120):
+    """podman stop/start of one of this lab's containers."""
+    name = "%s-%s" % (LAB_NAME, host)
+    res = subprocess.run(["podman", action] + (["-t", "2"] if action == "stop" else []) + [name],
+                         capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise AssertionError("podman %s %s: %s" % (action, name, res.stderr))
+
+
+def wait_ssh(host, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if run_ssh(host, "systemctl is-system-running --wait >/dev/null 2>&1; true", timeout=30).returncode == 0:
+                return
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(1)
+    raise AssertionError("%s does not answer over ssh after %ss" % (host, timeout))
+
+
+def redis_cli(host, args, admin=False, target="127.0.0.1", port=6379, user=None, timeout=30):
+    """redis-cli on `host` against target:port, authenticated (password in the environment, not argv)."""
+    password = REDIS_ADMIN_PASSWORD if admin else REDIS_PASSWORD
+    user = user or ("admin" if admin else REDIS_USER)
+    command = "REDISCLI_AUTH=%s redis-cli --no-auth-warning --user %s -h %s -p %d %s" % (
+        shlex.quote(password), shlex.quote(user), shlex.quote(target), port, args)
+    return run_ssh(host, command, timeout=timeout)
+
+
+def sentinel_cli(host, args, timeout=30):
+    return run_ssh(host, "REDISCLI_AUTH=%s redis-cli --no-auth-warning -h 127.0.0.1 -p 26379 %s" % (
+        shlex.quote(REDIS_ADMIN_PASSWORD), args), timeout=timeout)
+
+
+def redis_role(host):
+    """'master' or 'slave' (what INFO replication says on `host`), or None when it does not answer."""
+    res = redis_cli(host, "info replication", admin=True)
+    for line in res.stdout.splitlines():
+        if line.startswith("role:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def current_master(redis_hosts):
+    masters = [h for h in redis_hosts if redis_role(h) == "master"]
+    return masters
+
+
+def servers_state(lb, backend="nextcloud", socket=ADMIN_SOCKET):
+    """{server name: (operational state, admin state)} from the runtime API (`show servers state`)."""
+    res = sudo(lb, "echo 'show servers state %s' | socat stdio %s" % (backend, socket))
+    states = {}
+    for line in res.stdout.splitlines():
+        fields = line.split()
+        if len(fields) > 6 and fields[0].isdigit():
+            states[fields[3]] = (int(fields[5]), int(fields[6]))
+    return states
+
+
+def runtime(lb, command, socket=ADMIN_SOCKET):
+    return sudo(lb, "echo %s | socat stdio %s" % (shlex.quote(command), socket)).stdout.strip()
+
+
+class StateWatcher:
+    """Polls the load balancer's server states in the background: [(seconds since start, {server: op_state})]."""
+
+    def __init__(self, lb, interval=0.5, backend="nextcloud", socket=ADMIN_SOCKET):
+        self.lb, self.interval, self.backend, self.socket = lb, interval, backend, socket
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self.t0 = None
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                states = servers_state(self.lb, self.backend, self.socket)
+                self.samples.append((time.monotonic() - self.t0, {k: v[0] for k, v in states.items()}))
+            except Exception:  # a missed sample is not a failure
+                pass
+            self._stop.wait(self.interval)
+
+    def start(self, t0=None):
+        """t0=0.0 records absolute time.monotonic() values."""
+        self.t0 = t0 if t0 is not None else time.monotonic()
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(30)
+
+    def first_time(self, server, predicate, after=0.0):
+        for t, states in self.samples:
+            if t >= after and server in states and predicate(states[server]):
+                return t
+        return None
+
+
+def lb_probe_url(lb):
+    return "https://%s%s" % (HOSTS[lb], PROBE)
+
+
+def allowed_addresses():
+    return list(HOSTS.values())
+
+
+def load(url, rate=100, duration=24, events=(), threads=12):
+    return loadgen.run(url, rate=rate, duration=duration, allowed=allowed_addresses(), host_header=DOMAIN,
+                       threads=threads, events=events)
+
+
+def playbook(name, extra=(), timeout=900):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="false")
+    return subprocess.run([PLAYBOOK, "-i", INVENTORY, os.path.join(ROOT, "playbooks", name)] + list(extra),
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+
+
+def recap_changed(output):
+    """{host: changed count} from an ansible-playbook PLAY RECAP."""
+    changed = {}
+    for line in output.splitlines():
+        if " : ok=" in line and "changed=" in line:
+            host = line.split()[0]
+            changed[host] = int(line.split("changed=")[1].split()[0])
+    return changed
+
+
+def web_tier_ready(lb):
+    """True when the load balancer answers the stand-in's probe (the web tier is deployed)."""
+    try:
+        run = loadgen.run(lb_probe_url(lb), rate=5, duration=1, allowed=allowed_addresses(), host_header=DOMAIN,
+                          threads=1)
+    except Exception:
+        return False
+    return run.total > 0 and not run.failed
+
+
+def fpm_service(web):
+    res = sudo(web, "systemctl list-unit-files --no-legend 'php*-fpm.service' | awk '{print $1}' | head -1")
+    name = res.stdout.strip()
+    assert name, "no php-fpm unit on %s" % web
+    return name
+
+
+def scenario(name, lb, server, stop, start, *, rate=100, duration=25, stop_at=5.0, start_at=15.0,
+             return_timeout=90):
+    """Run a bounded load through the load balancer while `stop` and later `start` run; returns the figures.
+
+    left_rotation_s: from the stop to the first sample where HAProxy had `server` down;
+    returned_s: from the start to the first sample where it was up again (waits up to return_timeout).
+    """
+    times = {}
+
+    def do(key, action):
+        def event():
+            times[key] = time.monotonic()
+            action()
+            times[key + "_done"] = time.monotonic()
+        return event
+
+    watcher = StateWatcher(lb, interval=0.5).start(t0=0.0)
+    watcher.t0 = 0.0
+    run = load(lb_probe_url(lb), rate=rate, duration=duration,
+               events=[(stop_at, do("stop", stop)), (start_at, do("start", start))])
+    deadline = time.monotonic() + return_timeout
+    while time.monotonic() < deadline and watcher.first_time(
+            server, lambda s: s == 2, after=times.get("start", 0.0)) is None:
+        time.sleep(0.5)
+    watcher.stop()
+    down_at = watcher.first_time(server, lambda s: s == 0, after=times.get("stop", 0.0))
+    up_at = watcher.first_time(server, lambda s: s == 2, after=max(down_at or 0.0, times.get("start", 0.0)))
+    figures = run.summary()
+    figures.update({
+        "scenario": name,
+        "left_rotation_s": None if down_at is None else round(down_at - times["stop"], 2),
+        "returned_s": None if up_at is None else round(up_at - times["start"], 2),
+    })
+    return figures
