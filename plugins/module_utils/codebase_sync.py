@@ -370,12 +370,16 @@ def ssh_argv(ssh_bin, host, user, key, remote_argv, port=22, known_hosts=None, c
     return argv
 
 
-def extract_argv(tar_bin, staging, verbose=False):
-    """argv of the extracting tar on the target: owners, groups, modes and mtimes preserved."""
+def extract_argv(tar_bin, staging, index_file=None):
+    """argv of the extracting tar on the target: owners, groups, modes and mtimes preserved.
+
+    With ``index_file``, tar lists the extracted names in that file (not on stdout, which the caller
+    would have to buffer).
+    """
     argv = [tar_bin, '-x', '-f', '-', '-C', staging,
             '--numeric-owner', '--same-owner', '--same-permissions', '--totals']
-    if verbose:
-        argv.append('-v')
+    if index_file:
+        argv += ['-v', '--index-file=%s' % index_file]
     return argv
 
 

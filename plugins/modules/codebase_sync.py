@@ -343,10 +343,10 @@ class CodebaseSync(object):
         self.bytes += len(out)
         return decode_manifest(out)
 
-    def stream(self, action, into, names=None, verbose=False):
-        """Run ssh -> tar -x into ``into``; return tar's stdout."""
+    def stream(self, action, into, names=None, index_file=None):
+        """Run ssh -> tar -x into ``into``."""
         errfile = os.path.join(self.module.tmpdir, 'ssh.err')
-        argv = pipeline_argv(self.bash_bin, self._ssh(action), extract_argv(self.tar_bin, into, verbose), errfile)
+        argv = pipeline_argv(self.bash_bin, self._ssh(action), extract_argv(self.tar_bin, into, index_file), errfile)
         data = None
         if names is not None:
             data = b''.join(os.fsencode(n) + b'\0' for n in names)
@@ -442,8 +442,10 @@ class CodebaseSync(object):
             if not exists and not check:
                 # first sync: one stream of the whole tree, no manifest round trip
                 os.mkdir(self.staging, 0o700)
-                out = self.stream('tar', self.staging, verbose=True)
-                names = [line for line in out.splitlines() if line.strip()]
+                index = os.path.join(self.module.tmpdir, 'extracted.txt')
+                self.stream('tar', self.staging, index_file=index)
+                with open(index, 'rb') as f:
+                    names = [_text(line).rstrip('\n') for line in f if line.strip()]
                 self.swap()
                 result.update(changed=True, method='full', files_changed=len(names))
                 if self.module._diff:
