@@ -8,7 +8,7 @@
 
 Needs only the base lab (`python -m lab up`): web1 plays the master, web2 the node being synced.
 It sets up what the methods need (rsync, a root ssh key web2 -> web1 for the scripts, the restricted
-`ncsync` export key for codebase_sync), generates a tree shaped like a Nextcloud release on web1
+`ncbench` export key for codebase_sync), generates a tree shaped like a Nextcloud release on web1
 (default 22,000 files, about 250 MB, a realistic size mix) and measures, interleaved and repeated:
 
   cases    first sync to an empty node, incremental (an app of ~500 files / ~5 MB added and
@@ -45,8 +45,10 @@ DEST = {'design': '/var/www/html', 'rsync': '/var/www/bench-rsync', 'codebase_sy
 KEY = '/root/.ssh/bench_id_ed25519'
 SYNC_KEY = '/etc/nextcloud-sync/bench_id_ed25519'
 SYNC_KNOWN = '/etc/nextcloud-sync/bench_known_hosts'
-EXPORT_ON_MASTER = '/usr/local/lib/nextcloud-ha/nc_sync_export.py'
+EXPORT_ON_MASTER = '/usr/local/lib/nextcloud-ha/bench/nc_sync_export.py'
 EXCLUDE = ['data/', 'config/node.config.php']
+# Its own export user, so that the benchmark and the nc_sync role can share a lab.
+BENCH_USER = 'ncbench'
 
 GENERATOR = r'''
 import os, random, sys
@@ -175,16 +177,17 @@ def setup(nfiles, mb):
     known = '%s %s %s' % (MASTER, hostkeys[0], hostkeys[1])
     ssh(NODE, 'mkdir -p /root/.ssh /etc/nextcloud-sync /var/www && echo %s > /root/.ssh/known_hosts && echo %s > %s'
         % (shlex.quote(known), shlex.quote(known), SYNC_KNOWN))
-    # the restricted export for codebase_sync: user ncsync, forced command, from= web2 only
+    # the restricted export for codebase_sync: its own user, forced command, from= web2 only
     with open(EXPORT) as f:
         ssh(MASTER, 'mkdir -p %s && cat > %s' % (os.path.dirname(EXPORT_ON_MASTER), EXPORT_ON_MASTER), input_=f.read())
     spub = ssh(NODE, 'test -f {k} || ssh-keygen -q -t ed25519 -N "" -f {k}; cat {k}.pub'.format(k=SYNC_KEY)).stdout.strip()
     node_ip = ssh(NODE, "hostname -I | awk '{print $1}'").stdout.strip()
     line = ('restrict,from="%s",command="/usr/bin/python3 %s --allow-root /var/www" %s'
             % (node_ip, EXPORT_ON_MASTER, spub))
-    ssh(MASTER, 'id ncsync >/dev/null 2>&1 || useradd --system --create-home --shell /bin/sh ncsync; '
-                'usermod -aG www-data ncsync; install -d -o ncsync -m 700 ~ncsync/.ssh; '
-                'echo %s > ~ncsync/.ssh/authorized_keys; chown ncsync ~ncsync/.ssh/authorized_keys' % shlex.quote(line))
+    ssh(MASTER, 'id {u} >/dev/null 2>&1 || useradd --system --create-home --shell /bin/sh {u}; '
+                'usermod -aG www-data {u}; install -d -o {u} -m 700 ~{u}/.ssh; '
+                'echo {line} > ~{u}/.ssh/authorized_keys; chown {u} ~{u}/.ssh/authorized_keys'.format(
+                    u=BENCH_USER, line=shlex.quote(line)))
     print('generating the tree on web1 ...', flush=True)
     print('  ' + ssh(MASTER, 'python3 - %s %d %d' % (SRC, nfiles, mb), input_=GENERATOR).stdout.strip())
     stats = ssh(MASTER, 'find %s -type f | wc -l; du -sm %s | cut -f1' % (SRC, SRC)).stdout.split()
@@ -194,7 +197,7 @@ def setup(nfiles, mb):
 
 
 def module_args(dest):
-    return dict(src_host=MASTER, src_path=SRC, dest_path=dest, ssh_user='ncsync', ssh_key=SYNC_KEY,
+    return dict(src_host=MASTER, src_path=SRC, dest_path=dest, ssh_user=BENCH_USER, ssh_key=SYNC_KEY,
                 known_hosts=SYNC_KNOWN, exclude=EXCLUDE, keep_previous=True)
 
 
