@@ -211,6 +211,11 @@ method:
   returned: always
   type: str
   sample: incremental
+timings:
+  description: Seconds spent in each phase that ran (C(connect), C(compare), C(stage), C(transfer), C(swap)).
+  returned: always
+  type: dict
+  sample: {connect: 0.12, compare: 0.41, stage: 0.05, transfer: 0.33, swap: 0.01}
 staging_from:
   description: How the staging tree of an incremental sync started, C(previous) (the kept previous tree,
     recycled) or C(linked-copy) (a hard-linked copy of the current tree).
@@ -298,6 +303,8 @@ class CodebaseSync(object):
         self.cp_bin = module.get_bin_path('cp', required=True)
         self.bytes = 0
         self.staging_from = None
+        self.prev_scan = {}
+        self.timings = {}
         self.control_dir = self.control_path = None
 
     # -- talking to the master ---------------------------------------------------------------
@@ -443,7 +450,9 @@ class CodebaseSync(object):
                 # first sync: one stream of the whole tree, no manifest round trip
                 os.mkdir(self.staging, 0o700)
                 index = os.path.join(self.module.tmpdir, 'extracted.txt')
+                t0 = time.time()
                 self.stream('tar', self.staging, index_file=index)
+                self.timings['transfer'] = round(time.time() - t0, 3)
                 with open(index, 'rb') as f:
                     names = [_text(line).rstrip('\n') for line in f if line.strip()]
                 self.swap()
@@ -452,17 +461,26 @@ class CodebaseSync(object):
                     result['changed_paths'] = describe_changes(sorted(n.rstrip('/') for n in names), [], {}, {},
                                                                self.module.params['diff_max_paths'])
                 return self.finish(result)
+            t0 = time.time()
             self.open_master()
-            # scan this node's tree while the master computes and sends its manifest
+            self.timings['connect'] = round(time.time() - t0, 3)
+            t0 = time.time()
+            # scan this node's tree (and the previous tree, which the staging folder would start from)
+            # while the master computes and sends its manifest
             local = {}
-            scanner = threading.Thread(target=self._scan_local, args=(local,)) if exists else None
-            if scanner is not None:
-                scanner.start()
+            threads = []
+            if exists:
+                threads.append(threading.Thread(target=self._scan_local, args=(local,)))
+                if not check and self.recyclable():
+                    threads.append(threading.Thread(target=self._scan_previous))
+            for t in threads:
+                t.start()
             try:
                 src = self.remote_manifest()
             finally:
-                if scanner is not None:
-                    scanner.join()
+                for t in threads:
+                    t.join()
+            self.timings['compare'] = round(time.time() - t0, 3)
             if 'error' in local:
                 raise SyncError('cannot read %s: %s' % (self.dest, local['error']))
             dest = local.get('manifest', {})
@@ -477,11 +495,17 @@ class CodebaseSync(object):
             result['method'] = 'incremental' if exists else 'full'
             if check:
                 return self.finish(result)
+            t0 = time.time()
             names = self.prepare_staging(src, dest, changed, removed, local.get('excluded', []))
             result['staging_from'] = self.staging_from
+            self.timings['stage'] = round(time.time() - t0, 3)
+            t0 = time.time()
             if names:
                 self.stream('tar-list', self.staging, names=names)
+            self.timings['transfer'] = round(time.time() - t0, 3)
+            t0 = time.time()
             result['previous_path'] = self.swap()
+            self.timings['swap'] = round(time.time() - t0, 3)
             return self.finish(result)
         except BaseException:
             if not check:
@@ -491,6 +515,22 @@ class CodebaseSync(object):
             self.close_master()
             if lock is not None:
                 lock.close()
+
+    def recyclable(self):
+        """Whether the previous tree can become the staging tree (same file system, no excluded folder in it)."""
+        prev = self.previous
+        return bool(prev and os.path.isdir(prev) and not os.path.islink(prev)
+                    and os.lstat(prev).st_dev == os.lstat(self.dest).st_dev
+                    and not find_excluded_dirs(prev, self.patterns))
+
+    def _scan_previous(self):
+        stale = []
+        try:
+            self.prev_scan['manifest'] = scan_tree(self.previous, self.patterns,
+                                                   on_excluded=lambda rel, is_dir: stale.append(rel))
+            self.prev_scan['excluded'] = stale
+        except OSError:
+            self.prev_scan.clear()    # not usable: fall back to a linked copy
 
     def _scan_local(self, out):
         excluded = []
@@ -511,18 +551,11 @@ class CodebaseSync(object):
         Files are never written through a hard link: every entry that differs is deleted first and
         extracted as a new inode.
         """
-        prev = self.previous
-        if (prev and os.path.isdir(prev) and not os.path.islink(prev)
-                and os.lstat(prev).st_dev == os.lstat(self.dest).st_dev
-                and not find_excluded_dirs(prev, self.patterns)):
-            os.rename(prev, self.staging)
+        if self.recyclable() and 'manifest' in self.prev_scan:
+            os.rename(self.previous, self.staging)
             self.staging_from = 'previous'
-            stale = []
-            try:
-                base = scan_tree(self.staging, self.patterns,
-                                 on_excluded=lambda rel, is_dir: stale.append(rel))
-            except OSError as e:
-                raise SyncError('cannot read %s: %s' % (self.staging, e))
+            base = self.prev_scan['manifest']
+            stale = self.prev_scan['excluded']
             s_changed, s_removed = diff_manifests(src, base)
             for rel in paths_to_clear(s_changed, s_removed, src, base):
                 remove_entry(os.path.join(self.staging, rel))
@@ -544,6 +577,7 @@ class CodebaseSync(object):
         return names
 
     def finish(self, result):
+        result['timings'] = self.timings
         result['bytes_transferred'] = self.bytes
         result['seconds'] = round(time.time() - self.started, 3)
         if result['changed'] and result['method'] == 'full' and not self.module.check_mode:
