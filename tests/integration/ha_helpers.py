@@ -27,7 +27,12 @@ REDIS_PASSWORD = LAB_VARS["nextcloud_ha_redis_password"]
 REDIS_ADMIN_PASSWORD = LAB_VARS["nextcloud_ha_redis_admin_password"]
 STATS_PASSWORD = LAB_VARS["nextcloud_ha_haproxy_stats_password"]
 DOMAIN = LAB_VARS.get("nextcloud_ha_domain", "cloud.example.org")
-PROBE = "/probe.php?checks=db,redis"
+# What a request of the load does (the stand-in, as a Nextcloud page view would): the login page reads and writes
+# the distributed cache (Redis through the local proxy; 503 when Redis fails), the probe writes a row through
+# PgBouncer and a file into the data directory under a key of its own, and names the node that answered.
+# (probe.php's own db/redis checks use one key per node, which concurrent requests overwrite: not usable under load.)
+PROBE = "/probe.php?checks=none"
+WORKLOAD = ["/index.php/login", "/probe.php?checks=none&write=lt-{run}-{n}"]
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
 PROXY_SOCKET = "/run/nextcloud-ha-redis-proxy/admin.sock"
 
@@ -159,6 +164,18 @@ def lb_probe_url(lb):
     return "https://%s%s" % (HOSTS[lb], PROBE)
 
 
+def workload_urls(base):
+    """The load's URLs on `base` (https://<lb> or http://<web node>)."""
+    return [base + path for path in WORKLOAD]
+
+
+def clean_workload_files():
+    """Remove the files the load's probe writes into each web node's data directory."""
+    for web in GROUPS.get("webservers", []):
+        sudo(web, "d=$(php -r 'include \"/var/www/nextcloud/config/config.php\"; echo $CONFIG[\"datadirectory\"];')"
+                  " && find \"$d/probe\" -maxdepth 1 -name 'lt-*' -type f -delete", check=False)
+
+
 def allowed_addresses():
     return list(HOSTS.values())
 
@@ -219,8 +236,9 @@ def scenario(name, lb, server, stop, start, *, rate=100, duration=25, stop_at=5.
 
     watcher = StateWatcher(lb, interval=0.5).start(t0=0.0)
     watcher.t0 = 0.0
-    run = load(lb_probe_url(lb), rate=rate, duration=duration,
+    run = load(workload_urls("https://%s" % HOSTS[lb]), rate=rate, duration=duration,
                events=[(stop_at, do("stop", stop)), (start_at, do("start", start))])
+    clean_workload_files()
     deadline = time.monotonic() + return_timeout
     while time.monotonic() < deadline and watcher.first_time(
             server, lambda s: s == 2, after=times.get("start", 0.0)) is None:

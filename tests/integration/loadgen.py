@@ -47,7 +47,7 @@ class Run:
     def by_host(self):
         counts = {}
         for r in self.results:
-            if r.ok:
+            if r.ok and r.host:
                 counts[r.host] = counts.get(r.host, 0) + 1
         return counts
 
@@ -98,13 +98,20 @@ def _check_target(url, allowed):
 def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=10.0, events=()):
     """GET `url` `rate` times per second for `duration` seconds; returns a Run.
 
+    `url` is one URL or a list of URLs on the same server, used in turn; "{n}" in a URL becomes the request's
+    number and "{run}" an id of this run (unique keys for requests that write).
     `events` is a list of (seconds, callable) run from a separate thread at those offsets (stop a service, ...).
     """
-    _check_target(url, allowed)
+    urls = [url] if isinstance(url, str) else list(url)
+    for u in urls:
+        _check_target(u, allowed)
     duration = min(float(duration), MAX_DURATION)
     count = min(int(rate * duration), MAX_REQUESTS)
-    parts = urllib.parse.urlsplit(url)
-    path = parts.path + ("?" + parts.query if parts.query else "")
+    parts = urllib.parse.urlsplit(urls[0])
+    if any(urllib.parse.urlsplit(u)[:2] != parts[:2] for u in urls):
+        raise ValueError("load generator: all URLs must be on the same server")
+    paths = [p.path + ("?" + p.query if p.query else "") for p in map(urllib.parse.urlsplit, urls)]
+    run_id = "%x" % int(time.time() * 1000)
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # the lab's load balancer has a self-signed certificate
@@ -134,6 +141,7 @@ def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=1
             start = time.monotonic()
             status, host, error = None, None, None
             try:
+                path = paths[i % len(paths)].replace("{n}", str(i)).replace("{run}", run_id)
                 conn.request("GET", path, headers=headers)
                 resp = conn.getresponse()
                 body = resp.read()
