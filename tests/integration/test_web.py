@@ -210,6 +210,18 @@ def test_two_factor_totp_enabled_and_enforced(lab_host, web_nodes):
         assert "is enforced for all users" in out, (node, out)
 
 
+def test_occ_launcher_passes_the_command_line_unchanged(lab_host, web_nodes):
+    """The install's launcher (occ arguments on stdin, not argv) gives occ exactly what `php occ ARGS` would."""
+    host = lab_host(web_nodes[0])
+    direct = host.run("cd %s && sudo -u www-data php occ --no-warnings config:system:get dbhost" % WEBROOT)
+    payload = json.dumps({"webroot": WEBROOT, "args": ["--no-warnings", "config:system:get", "dbhost"]})
+    launched = host.run("echo %s | sudo -u www-data php /usr/local/lib/nextcloud-ha/occ-stdin.php" % _quote(payload))
+    assert direct.rc == launched.rc == 0, (direct.stderr, launched.stderr)
+    assert launched.stdout == direct.stdout == "127.0.0.1:6432\n"
+    bad = host.run("echo '{}' | sudo -u www-data php /usr/local/lib/nextcloud-ha/occ-stdin.php")
+    assert bad.rc == 64, bad
+
+
 @pytest.fixture(scope="module")
 def second_converge():
     res = playbook("playbooks/web.yml", "-v")
