@@ -6,7 +6,6 @@ started with podman under this lab's name, HTTP only to the lab's load balancer 
 import os
 import shlex
 import subprocess
-import threading
 import time
 
 import yaml
@@ -32,7 +31,8 @@ DOMAIN = LAB_VARS.get("nextcloud_ha_domain", "cloud.example.org")
 # PgBouncer and a file into the data directory under a key of its own, and names the node that answered.
 # (probe.php's own db/redis checks use one key per node, which concurrent requests overwrite: not usable under load.)
 PROBE = "/probe.php?checks=none"
-WORKLOAD = ["/index.php/login", "/probe.php?checks=none&write=lt-{run}-{n}"]
+# Three entries, so that round-robin over two nodes sends every kind of request to every node.
+WORKLOAD = ["/index.php/login", "/probe.php?checks=none&write=lt-{run}-{n}", "/probe.php?checks=none&write=lt-{run}-{n}"]
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
 PROXY_SOCKET = "/run/nextcloud-ha-redis-proxy/admin.sock"
 
@@ -124,42 +124,6 @@ def runtime(lb, command, socket=ADMIN_SOCKET):
     return sudo(lb, "echo %s | socat stdio %s" % (shlex.quote(command), socket)).stdout.strip()
 
 
-class StateWatcher:
-    """Polls the load balancer's server states in the background: [(seconds since start, {server: op_state})]."""
-
-    def __init__(self, lb, interval=0.5, backend="nextcloud", socket=ADMIN_SOCKET):
-        self.lb, self.interval, self.backend, self.socket = lb, interval, backend, socket
-        self.samples = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self.t0 = None
-
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                states = servers_state(self.lb, self.backend, self.socket)
-                self.samples.append((time.monotonic() - self.t0, {k: v[0] for k, v in states.items()}))
-            except Exception:  # a missed sample is not a failure
-                pass
-            self._stop.wait(self.interval)
-
-    def start(self, t0=None):
-        """t0=0.0 records absolute time.monotonic() values."""
-        self.t0 = t0 if t0 is not None else time.monotonic()
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(30)
-
-    def first_time(self, server, predicate, after=0.0):
-        for t, states in self.samples:
-            if t >= after and server in states and predicate(states[server]):
-                return t
-        return None
-
-
 def lb_probe_url(lb):
     return "https://%s%s" % (HOSTS[lb], PROBE)
 
@@ -218,38 +182,50 @@ def fpm_service(web):
     return name
 
 
+def state_changes(lb, server, since, unit="haproxy", backend="nextcloud"):
+    """[(unix time, "UP"|"DOWN")] of `server` from HAProxy's own log lines ("Server nextcloud/web2 is DOWN")."""
+    res = sudo(lb, "journalctl -u %s -o short-unix --no-pager --since @%d | grep -F 'Server %s/%s is ' || true"
+               % (unit, int(since) - 1, backend, server))
+    changes = []
+    for line in res.stdout.splitlines():
+        stamp = float(line.split()[0])
+        state = "UP" if (" is UP" in line) else "DOWN" if (" is DOWN" in line) else None
+        if state and stamp >= since - 1:
+            changes.append((stamp, state))
+    return sorted(set(changes))
+
+
 def scenario(name, lb, server, stop, start, *, rate=100, duration=25, stop_at=5.0, start_at=15.0,
-             return_timeout=90):
+             return_timeout=120):
     """Run a bounded load through the load balancer while `stop` and later `start` run; returns the figures.
 
-    left_rotation_s: from the stop to the first sample where HAProxy had `server` down;
-    returned_s: from the start to the first sample where it was up again (waits up to return_timeout).
+    left_rotation_s: from the end of the stop action to HAProxy logging `server` DOWN;
+    returned_s: from the end of the start action to HAProxy logging it UP again (waits up to return_timeout).
+    Times are wall-clock: the lab's containers share the host's clock.
     """
     times = {}
 
     def do(key, action):
         def event():
-            times[key] = time.monotonic()
+            times[key] = time.time()
             action()
-            times[key + "_done"] = time.monotonic()
+            times[key + "_done"] = time.time()
         return event
 
-    watcher = StateWatcher(lb, interval=0.5).start(t0=0.0)
-    watcher.t0 = 0.0
+    began = time.time()
     run = load(workload_urls("https://%s" % HOSTS[lb]), rate=rate, duration=duration,
                events=[(stop_at, do("stop", stop)), (start_at, do("start", start))])
     clean_workload_files()
     deadline = time.monotonic() + return_timeout
-    while time.monotonic() < deadline and watcher.first_time(
-            server, lambda s: s == 2, after=times.get("start", 0.0)) is None:
-        time.sleep(0.5)
-    watcher.stop()
-    down_at = watcher.first_time(server, lambda s: s == 0, after=times.get("stop", 0.0))
-    up_at = watcher.first_time(server, lambda s: s == 2, after=max(down_at or 0.0, times.get("start", 0.0)))
+    while time.monotonic() < deadline and servers_state(lb).get(server, (0, 0))[0] != 2:
+        time.sleep(1)
+    changes = state_changes(lb, server, began)
+    down = [t for t, state in changes if state == "DOWN" and t >= times.get("stop", began)]
+    up = [t for t, state in changes if state == "UP" and t >= times.get("start", began)]
     figures = run.summary()
     figures.update({
         "scenario": name,
-        "left_rotation_s": None if down_at is None else round(down_at - times["stop"], 2),
-        "returned_s": None if up_at is None else round(up_at - times["start"], 2),
+        "left_rotation_s": round(max(0.0, down[0] - times["stop_done"]), 2) if down and "stop_done" in times else None,
+        "returned_s": round(max(0.0, up[0] - times["start_done"]), 2) if up and "start_done" in times else None,
     })
     return figures

@@ -95,7 +95,7 @@ def _check_target(url, allowed):
         raise ValueError("load generator: %s is neither loopback nor one of the lab's addresses %s" % (host, allowed))
 
 
-def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=10.0, events=()):
+def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=60.0, events=()):
     """GET `url` `rate` times per second for `duration` seconds; returns a Run.
 
     `url` is one URL or a list of URLs on the same server, used in turn; "{n}" in a URL becomes the request's
