@@ -98,11 +98,15 @@ def main():
     rows = []
     for name, s in data.items():
         rows.append([name, s["requests"], "%.1f" % s["duration_s"], s["failed"], "%.2f" % s["failure_window_s"],
+                     s.get("slow_over_3s", "-"), s.get("max_ms", "-"), s.get("disturbed_window_s", "-"),
                      "-" if s.get("left_rotation_s") is None else "%.2f" % s["left_rotation_s"],
                      "-" if s.get("returned_s") is None else "%.2f" % s["returned_s"],
                      ", ".join("%s %d" % kv for kv in sorted(s["by_host"].items()))])
-    print(table(["scenario", "requests", "s", "failed", "failure window s", "left rotation after s",
-                 "back after s", "answered by"], rows))
+    print(table(["scenario", "requests", "s", "failed", "failure window s", "ok but >3 s", "max ms",
+                 "disturbed window s", "left rotation after s", "back after s", "answered by (probe)"], rows))
+    print("\n(failure window: first to last failed request; disturbed window: first to last request that failed or"
+          " took over 3 s; left rotation / back: from the end of the stop / start action to HAProxy's DOWN / UP log"
+          " line.)")
     return 0
 
 

@@ -58,6 +58,17 @@ class Run:
             return 0.0
         return (failed[-1].start + failed[-1].latency) - failed[0].start
 
+    def disturbed(self, slow=3.0):
+        """Requests that failed or took longer than `slow` seconds."""
+        return [r for r in self.results if not r.ok or r.latency > slow]
+
+    def disturbed_window(self, slow=3.0):
+        """Seconds from the start of the first disturbed request to the end of the last one (0 when none)."""
+        bad = self.disturbed(slow)
+        if not bad:
+            return 0.0
+        return max(r.start + r.latency for r in bad) - bad[0].start
+
     def latencies(self, ok_only=True):
         return sorted(r.latency for r in self.results if r.ok or not ok_only)
 
@@ -84,6 +95,9 @@ class Run:
             "requests": self.total, "failed": len(self.failed), "duration_s": round(self.duration, 2),
             "rps": round(self.rps(), 1), "median_ms": round(self.median() * 1000, 1),
             "p99_ms": round(self.percentile(99) * 1000, 1), "failure_window_s": round(self.failure_window(), 2),
+            "max_ms": round(max(self.latencies(ok_only=False) or [0.0]) * 1000, 1),
+            "slow_over_3s": len([r for r in self.results if r.ok and r.latency > 3.0]),
+            "disturbed_window_s": round(self.disturbed_window(), 2),
             "by_host": self.by_host(), "errors": errors,
         }
 

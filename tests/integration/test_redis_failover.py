@@ -65,6 +65,8 @@ def test_redis_master_container_stopped():
         assert promoted, "%s was not promoted" % new
         assert run.total >= 2000 and run.duration >= 20, figures
         assert figures["failure_window_s"] < TARGET_S, figures
+        # The outage also shows as requests that waited for the new master instead of failing: bounded too.
+        assert figures["disturbed_window_s"] < 60, figures
 
         # Nothing lost on the survivor; the proxies on every web node follow the new master.
         for key in keys:
