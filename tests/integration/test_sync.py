@@ -8,6 +8,7 @@ health check off; the HAProxy test is skipped then, with the reason.
 import json
 import os
 import re
+import shlex
 import subprocess
 import threading
 import time
@@ -25,7 +26,7 @@ SSH_ARGS = ["-e", "ansible_ssh_common_args='-o UserKnownHostsFile=%s -o StrictHo
             % os.path.join(STATE, "known_hosts")]
 MASTER, NODE = "web1", "web2"
 WEBROOT = "/var/www/nextcloud"
-APP = WEBROOT + "/apps/synctest"
+APP = WEBROOT + "/apps/synctest%d" % os.getpid()      # new on every test run
 
 
 def playbook(*extra, check=True, timeout=900):
@@ -47,7 +48,7 @@ def recap(output):
 
 
 def sudo(host, cmd, timeout=120):
-    r = ssh(host, "sudo bash -c %s" % json.dumps(cmd), timeout=timeout)
+    r = ssh(host, "sudo bash -c %s" % shlex.quote(cmd), timeout=timeout)
     return r
 
 
@@ -82,6 +83,11 @@ if [ ! -e /var/www/nextcloud ]; then
 fi
 """
     r = sudo(MASTER, script)
+    assert r.returncode == 0, r.stderr
+    # web2 as the nextcloud role leaves it before the first sync: the versioned folder and the symlink
+    r = sudo(NODE, "if [ ! -L /var/www/nextcloud ]; then rm -rf /var/www/nextcloud /var/www/nextcloud.previous; "
+                   "mkdir -p /var/www/nextcloud-32.0.2 && chown www-data:www-data /var/www/nextcloud-32.0.2 && "
+                   "ln -s nextcloud-32.0.2 /var/www/nextcloud; fi")
     assert r.returncode == 0, r.stderr
     return False
 
@@ -123,7 +129,7 @@ def test_app_and_config_change_on_master_appear_on_node(synced, extra, lab_host,
     assert node.file(WEBROOT).is_symlink
     real = node.check_output("readlink -f %s" % WEBROOT)
     assert node.file(real + ".previous").is_directory
-    assert not node.file(real + ".previous/apps/synctest").exists
+    assert not node.file(real + ".previous/apps/synctest%d" % os.getpid()).exists
 
 
 def test_second_sync_changes_nothing(synced, extra, lab_host):
@@ -234,7 +240,7 @@ def test_transfer_killed_half_way_leaves_old_tree_then_next_sync_completes(synce
     """Kill the export on the master in the middle of the stream: web2 keeps serving its old tree."""
     before = digest(NODE, WEBROOT)
     # a large new file, so that the stream takes a few seconds
-    sudo(MASTER, "head -c 300000000 /dev/urandom > %s/core/js/huge.js && chown www-data:www-data %s/core/js/huge.js"
+    sudo(MASTER, "head -c 120000000 /dev/urandom > %s/core/js/huge.js && chown www-data:www-data %s/core/js/huge.js"
          % (WEBROOT, WEBROOT), timeout=300)
     proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", INVENTORY,
                              os.path.join(ROOT, "playbooks", "sync.yml")] + SSH_ARGS + list(extra),
