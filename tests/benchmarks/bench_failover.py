@@ -32,9 +32,22 @@ def address(host):
         return yaml.safe_load(f)["all"]["hosts"][host]["ansible_host"]
 
 
+PGBENCH = "/tmp/pgbench-root/usr/lib/postgresql/*/bin/pgbench"
+
+
+def install_pgbench(web):
+    """pgbench ships in Debian's server package: unpack that under /tmp on the web node (no server installed)."""
+    script = ("ls %s >/dev/null 2>&1 && exit 0; v=$(ls /usr/lib/postgresql | sort -n | tail -1); cd /tmp && "
+              "apt-get download -q postgresql-$v >/dev/null && dpkg -x /tmp/postgresql-${v}_*.deb /tmp/pgbench-root "
+              "&& ls %s" % (PGBENCH, PGBENCH))
+    res = run_ssh(web, script, timeout=300)
+    if res.returncode != 0:
+        raise RuntimeError("cannot unpack pgbench on %s: %s %s" % (web, res.stdout, res.stderr))
+
+
 def pgbench(web, host, port, extra):
-    cmd = ("PGPASSWORD='%s' pgbench -h %s -p %d -U %s -n -c 4 -j 2 -T %d %s %s 2>&1"
-           % (DB_PASSWORD, host, port, DB_USER, SECONDS, extra, DB_NAME))
+    cmd = ("PGPASSWORD='%s' %s -h %s -p %d -U %s -n -c 4 -j 2 -T %d %s %s 2>&1"
+           % (DB_PASSWORD, PGBENCH, host, port, DB_USER, SECONDS, extra, DB_NAME))
     res = run_ssh(web, cmd, timeout=SECONDS * 10 + 60)
     for line in res.stdout.splitlines():
         if line.startswith("tps = "):
@@ -43,8 +56,11 @@ def pgbench(web, host, port, extra):
 
 
 def measure_pooling(primary):
-    run_ssh("web1", "PGPASSWORD='%s' pgbench -h %s -U %s -i -s 2 -q %s" % (DB_PASSWORD, address(primary), DB_USER,
-                                                                          DB_NAME), timeout=300)
+    install_pgbench("web1")
+    res = run_ssh("web1", "PGPASSWORD='%s' %s -h %s -U %s -i -s 2 -q %s 2>&1"
+                  % (DB_PASSWORD, PGBENCH, address(primary), DB_USER, DB_NAME), timeout=300)
+    if res.returncode != 0:
+        raise RuntimeError("pgbench -i failed: %s" % res.stdout[-1500:])
     rows = []
     try:
         for label, extra in (("new connection per transaction (-C)", "-C"), ("persistent connections", "")):
