@@ -772,4 +772,4 @@ def _run_tar(tar_bin, root, names, stdout):
 
 
 if __name__ == '__main__':
-    sys.exit(export_main())
+    raise SystemExit(export_main())

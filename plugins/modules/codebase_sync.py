@@ -22,7 +22,7 @@ description:
     (no archive on either disk). A first sync streams the whole tree. Later syncs build the
     staging folder from trees already on the node and stream only the entries that differ into it,
     so an incremental sync moves only what changed and still swaps in a complete tree. The staging
-    folder starts as the kept previous tree when there is one (it is recycled: only what differs
+    folder starts as the kept previous tree when there is one (it is recycled, only what differs
     from it is written), else as a hard-linked copy of the current tree.
   - Swaps the staging folder in with C(renameat2(RENAME_EXCHANGE)) (two renames on kernels without
     it), so the web server never sees a half-written tree. On any failure the current tree stays as
@@ -92,7 +92,7 @@ options:
       - Keep the tree that was replaced as O(previous_path), for a rollback. The previous tree
         shares unchanged files with the current one (hard links), so it costs little space.
       - The previous tree is also what the next sync starts from, so keeping it makes later syncs
-        cheaper: they write only what differs instead of linking and deleting every file of the tree.
+        cheaper, as they write only what differs instead of linking and deleting every file of the tree.
         A failed sync may consume it (it was being turned into the new tree).
       - When V(false), the old tree is deleted after the swap.
     type: bool
@@ -565,7 +565,7 @@ class CodebaseSync(object):
             names = s_changed
         else:
             self.staging_from = 'linked-copy'
-            link_copy(self.dest, self.staging, self.patterns, lambda argv: self.module.run_command(argv))
+            link_copy(self.dest, self.staging, self.patterns, self.module.run_command)
             for rel in paths_to_clear(changed, removed, src, dest):
                 remove_entry(os.path.join(self.staging, rel))
             names = changed

@@ -217,7 +217,7 @@ def test_pipeline_reports_both_exit_codes(tmp_path):
     producer = ['sh', '-c', 'printf hello; echo to-stderr >&2; exit 3']
     consumer = ['sh', '-c', 'cat > "$1"; exit 0', 'sh', weird]
     argv = cs.pipeline_argv('bash', producer, consumer, err)
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert proc.returncode != 0
     assert cs.parse_pipeline_status(proc.stderr) == (3, 0)
     with open(weird) as f:
@@ -225,9 +225,9 @@ def test_pipeline_reports_both_exit_codes(tmp_path):
     assert not os.path.exists(str(tmp_path / 'pwned'))
     with open(err) as f:
         assert f.read() == 'to-stderr\n'
-    ok = subprocess.run(cs.pipeline_argv('bash', ['true'], ['cat'], err), capture_output=True, text=True)
+    ok = subprocess.run(cs.pipeline_argv('bash', ['true'], ['cat'], err), capture_output=True, text=True, check=False)
     assert ok.returncode == 0 and cs.parse_pipeline_status(ok.stderr) == (0, 0)
-    bad_tar = subprocess.run(cs.pipeline_argv('bash', ['true'], ['false'], err), capture_output=True, text=True)
+    bad_tar = subprocess.run(cs.pipeline_argv('bash', ['true'], ['false'], err), capture_output=True, text=True, check=False)
     assert bad_tar.returncode != 0 and cs.parse_pipeline_status(bad_tar.stderr) == (0, 1)
 
 
@@ -346,7 +346,7 @@ def test_export_tar_list_missing_file_fails(tree, tmp_path):
 # -- target-side tree operations ------------------------------------------------------------------
 
 def _run(argv):
-    p = subprocess.run(argv, capture_output=True, text=True)
+    p = subprocess.run(argv, capture_output=True, text=True, check=False)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -415,7 +415,7 @@ def test_master_script_does_not_wait_for_background_children(tmp_path):
     err = str(tmp_path / 'err')
     start = time.time()
     p = subprocess.run(['bash', '-c', cs.MASTER_SCRIPT, 'x', err, 'sh', '-c', '(sleep 5 &); echo oops >&2; exit 0'],
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30, check=False)
     assert p.returncode == 0 and time.time() - start < 4
     with open(err) as f:
         assert f.read() == 'oops\n'
