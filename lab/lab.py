@@ -101,6 +101,7 @@ default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
 runtime = "runc"
 """
 PODMAN_CONF_PATH = "/etc/containers/containers.conf.d/50-nextcloud-ha-lab.conf"
+INOTIFY_MINIMUMS = {"max_user_instances": 1024, "max_user_watches": 524288}
 HOST_PACKAGES = ["podman", "runc", "debootstrap", "uidmap", "fuse-overlayfs", "slirp4netns",
                  "netavark", "aardvark-dns", "openssh-client"]
 
@@ -172,6 +173,14 @@ class Lab:
             log("installing host packages: " + " ".join(missing))
             run(["apt-get", "update", "-qq"])
             run(["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + missing)
+        # Every systemd container takes inotify instances; the kernel default (128) lets only a few labs boot.
+        for key, minimum in INOTIFY_MINIMUMS.items():
+            path = "/proc/sys/fs/inotify/" + key
+            with open(path) as f:
+                if int(f.read()) < minimum:
+                    log("raising fs.inotify.%s to %d" % (key, minimum))
+                    with open(path, "w") as w:
+                        w.write(str(minimum))
         os.makedirs(os.path.dirname(PODMAN_CONF_PATH), exist_ok=True)
         current = open(PODMAN_CONF_PATH).read() if os.path.exists(PODMAN_CONF_PATH) else None
         if current != PODMAN_CONF:
@@ -346,8 +355,9 @@ class Lab:
                     "ansible_become": True,
                     "ansible_python_interpreter": "/usr/bin/python3",
                     "ansible_ssh_private_key_file": self.key,
-                    "ansible_ssh_common_args": "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes "
-                                               "-o HostKeyAlias={{ inventory_hostname }}" % self.known_hosts,
+                    # known_hosts lists every host by name and address, so delegated tasks verify too.
+                    "ansible_ssh_common_args": "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes"
+                                               % self.known_hosts,
                     "lab_name": self.name,
                     "lab_distro": self.distro,
                     "lab_subnet": self.subnet,
