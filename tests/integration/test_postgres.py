@@ -34,9 +34,12 @@ def on_standby(token, host=STANDBY):
 
 
 def test_services_run_where_they_belong(lab_host):
+    major = sql(PRIMARY, "SELECT current_setting('server_version_num')::int / 10000")
+    expected = {"12": "15", "13": "17"}[lab_host(PRIMARY).system_info.release.split(".")[0]]
+    assert major == expected, "Debian's PostgreSQL for this release"
     for host in (PRIMARY, STANDBY):
-        assert lab_host(host).service("postgresql@15-main").is_running
-        assert lab_host(host).service("postgresql@15-main").is_enabled
+        assert lab_host(host).service("postgresql@%s-main" % major).is_running
+        assert lab_host(host).service("postgresql@%s-main" % major).is_enabled
     for web in ("web1", "web2"):
         assert lab_host(web).service("pgbouncer").is_running
         listening = lab_host(web).check_output("ss -Htlnp 'sport = :6432'")
@@ -107,8 +110,9 @@ def test_streaming_through_an_active_slot():
 
 
 def test_switched_segment_lands_in_the_standby_archive(lab_host):
+    # Count from now: an earlier failover may have left failures from shipping to a dead node (retried since).
+    sql(PRIMARY, "SELECT pg_stat_reset_shared('archiver')")
     insert_token()
-    failed_before = int(sql(PRIMARY, "SELECT failed_count FROM pg_stat_archiver"))
     segment = sql(PRIMARY, "SELECT pg_walfile_name(pg_switch_wal())")
     assert re.fullmatch(r"[0-9A-F]{24}", segment)
     archived = wait_for(lambda: lab_host(STANDBY).file("%s/%s" % (ARCHIVE, segment)).exists, timeout=30)
@@ -117,7 +121,7 @@ def test_switched_segment_lands_in_the_standby_archive(lab_host):
     assert f.size == 16 * 1024 * 1024 and f.user == "postgres" and f.mode == 0o600
     assert wait_for(lambda: sql(PRIMARY, "SELECT last_archived_wal >= '%s' FROM pg_stat_archiver" % segment) == "t",
                     timeout=10)
-    assert int(sql(PRIMARY, "SELECT failed_count FROM pg_stat_archiver")) == failed_before == 0
+    assert sql(PRIMARY, "SELECT failed_count, archived_count > 0 FROM pg_stat_archiver") == "0|t"
 
 
 def test_wal_shipping_key_can_only_store_wal(inventory):
@@ -152,14 +156,14 @@ def test_standby_catches_up_from_the_archive_without_streaming():
 
 def test_second_converge_changes_nothing_and_keeps_the_standby():
     ident = sql(STANDBY, "SELECT system_identifier FROM pg_control_system()")
-    timeline = sql(STANDBY, "SELECT timeline_id FROM pg_control_checkpoint()")
+    timeline = sql(STANDBY, "SELECT received_tli FROM pg_stat_wal_receiver")
     started = sql(STANDBY, "SELECT pg_postmaster_start_time()")
     res = playbook("postgres.yml")
     assert res.returncode == 0, res.stdout[-3000:]
     for host, counts in recap(res.stdout).items():
         assert counts["changed"] == 0 and counts["failed"] == 0, (host, counts, res.stdout[-3000:])
     assert sql(STANDBY, "SELECT system_identifier FROM pg_control_system()") == ident
-    assert sql(STANDBY, "SELECT timeline_id FROM pg_control_checkpoint()") == timeline
+    assert sql(STANDBY, "SELECT received_tli FROM pg_stat_wal_receiver") == timeline
     assert sql(STANDBY, "SELECT pg_postmaster_start_time()") == started
 
 

@@ -52,13 +52,14 @@ def test_failover_in_sync_mode_keeps_every_committed_row(inventory):
 
 
 def test_returning_old_primary_is_fenced(lab_host):
+    major = sql("db2", "SELECT current_setting('server_version_num')::int / 10000")
     assert podman("start", container("db1")).returncode == 0
     assert wait_for(lambda: run_ssh("db1", "true", timeout=10).returncode == 0, timeout=90, interval=2)
     # Its guard refused to start it as a second primary and marked it.
-    assert wait_for(lambda: run_ssh("db1", "systemctl is-failed postgresql@15-main").stdout.strip() == "failed",
+    assert wait_for(lambda: run_ssh("db1", "systemctl is-failed postgresql@%s-main" % major).stdout.strip() == "failed",
                     timeout=60, interval=2)
-    assert not lab_host("db1").service("postgresql@15-main").is_running
-    assert lab_host("db1").file("/var/lib/postgresql/15/NEXTCLOUD_HA_FENCED").exists
+    assert not lab_host("db1").service("postgresql@%s-main" % major).is_running
+    assert lab_host("db1").file("/var/lib/postgresql/%s/NEXTCLOUD_HA_FENCED" % major).exists
     assert sql("db2", "SELECT pg_is_in_recovery()") == "f"
 
 
