@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark of the load balancer: its overhead, and the failure figures of the disruptive tests.
 
-1. The same bounded load of the stand-in's probe (database through PgBouncer and Redis through the local proxy on
-   every request) is sent, in one run and one after the other, straight to one web node (HTTP, port 80) and through
+1. The same bounded load of the stand-in's probe (probe.php?checks=none: PHP-FPM answers with the node's name) is sent, in one run and one after the other, straight to one web node (HTTP, port 80) and through
    HAProxy (HTTPS), at a fixed rate and then at a fixed concurrency with no rate limit (throughput). It prints
    requests per second, median and p99 latency of each, and the ratio HAProxy / direct.
 2. The failure figures (failed requests, failure window, seconds until the node left and rejoined the rotation)
@@ -68,7 +67,7 @@ def main():
                         "tests/integration/test_haproxy_failures.py", "tests/integration/test_redis_failover.py"],
                        cwd=ha_helpers.ROOT, check=False)
 
-    print("## Load balancer overhead: probe.php (db + redis), %s straight vs through HAProxy (%s)\n" % (web, lb))
+    print("## Load balancer overhead: probe.php?checks=none (PHP, names the node), %s straight vs through HAProxy (%s)\n" % (web, lb))
     rows, figures = [], {}
     for mode, rate, threads in (("paced %g/s" % args.rate, args.rate, args.threads),
                                 ("max, %d conns" % args.threads, 10000.0, args.threads)):
