@@ -17,7 +17,7 @@ test: export LAB_NEXTCLOUD = standin
 # Debian packages the controller needs for the tests (the lab installs podman and friends itself).
 HOST_PACKAGES := php-cli php-sqlite3 php-xml php-mbstring php-gd php-zip php-curl gnupg bzip2 rsync openssh-client ca-certificates
 
-.PHONY: lab test deps venv unit standin lint sanity molecule down status
+.PHONY: lab test test-disruptive deps venv unit standin lint sanity molecule down status
 
 lab: venv deps
 	$(VENV)/bin/python -m lab up
@@ -53,6 +53,11 @@ sanity:
 
 molecule:
 	$(VENV)/bin/molecule test -s default
+
+# The failure scenarios (containers stopped, PostgreSQL failover and rejoin, Redis failover, killed
+# syncs) against the lab that `make lab` deployed. They change which servers hold which role.
+test-disruptive:
+	$(VENV)/bin/pytest -v -p no:cacheprovider -m disruptive tests/integration
 
 down:
 	$(VENV)/bin/python -m lab down
