@@ -7,6 +7,9 @@ Tests that use these helpers are skipped only when ``php`` is not installed
 (CI installs php-cli).
 """
 
+# Exact types matter here (True is not 1, 1.0 is not 1): type() checks are deliberate.
+# pylint: disable=unidiomatic-typecheck
+import math
 import base64
 import json
 import os
@@ -135,6 +138,6 @@ def strict_equal(left, right):
         return list(left) == list(right) and all(strict_equal(left[key], right[key]) for key in left)
     if isinstance(left, list):
         return len(left) == len(right) and all(strict_equal(a, b) for a, b in zip(left, right))
-    if isinstance(left, float) and left != left:
-        return right != right
+    if isinstance(left, float) and math.isnan(left):
+        return math.isnan(right)
     return left == right

@@ -3,6 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Unit tests of the config.php parser and writer on real-world shaped files."""
 
+# Exact types matter here (True is not 1, 1.0 is not 1): type() checks are deliberate.
+# pylint: disable=unidiomatic-typecheck
 import difflib
 import os
 import re

@@ -3,6 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Property-based tests: whatever is written reads back as the same value, and writing is stable."""
 
+# Exact types matter here (True is not 1, 1.0 is not 1): type() checks are deliberate.
+# pylint: disable=unidiomatic-typecheck
 from hypothesis import given, strategies as st
 
 from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.php_config import (
