@@ -69,8 +69,8 @@ def test_check_mode_reports_changes_without_writing(tmp_path):
     assert edit['changed_keys'] == ['trusted_domains', 'redis.cluster', 'theme']  # memcache.locking is already set
     assert 'backup_file' not in edit
     expected = edit_config_text(before.decode(), SETTINGS, ['theme']).text
-    assert edit['diff']['before'] == before.decode()
-    assert edit['diff']['after'] == expected
+    assert edit['diff']['before'] == config_php._printable(before.decode())  # secrets masked
+    assert edit['diff']['after'] == config_php._printable(expected)
     assert edit['diff']['before_header'] == path
     assert create['changed'] is True
     assert create['diff']['before'] == ''
@@ -105,7 +105,7 @@ def test_run_writes_once_and_second_run_changes_nothing(tmp_path):
     assert "  'trusted_domains' => \n  array (\n    0 => 'cloud.example.org',\n    1 => '10.0.0.21',\n  ),\n" in expected
     assert "    'failover_mode' => \\RedisCluster::FAILOVER_ERROR,\n" in expected
     assert read(first['backup_file']) == before
-    assert first['diff']['after'] == expected
+    assert first['diff']['after'] == config_php._printable(expected)  # secrets masked
 
     for result in (second, merged, checked):
         assert result['changed'] is False, result
