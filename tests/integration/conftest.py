@@ -65,6 +65,8 @@ def ssh(host, command, timeout=60):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "disruptive: stops or breaks servers; runs after every other test")
+    config.addinivalue_line(
+        "markers", "known_failing(reason): fails in the combined-cluster run; excluded from `make test` until fixed")
 
 
 def pytest_collection_modifyitems(session, config, items):
