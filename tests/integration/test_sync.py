@@ -18,6 +18,7 @@ import urllib.request
 import pytest
 
 from conftest import LAB_NAME, ROOT, STATE, ssh
+from ha_helpers import DOMAIN
 
 # The lab's load balancer has a self-signed certificate.
 LAB_TLS = ssl.create_default_context()
@@ -214,7 +215,7 @@ def test_rolling_sync_under_load_fails_no_request(synced, extra, inventory, web_
     lb = _haproxy_up(inventory)
     if not web_tier or lb is None:
         pytest.skip("needs the web tier and HAProxy (playbooks/web.yml, haproxy.yml) deployed in lab %s" % LAB_NAME)
-    url = "http://%s/status.php" % inventory.address(lb)
+    url = "https://%s/status.php" % inventory.address(lb)
     sudo(MASTER, "echo '<?php // %d' > %s/lib/synctest-marker.php && chown www-data:www-data %s/lib/synctest-marker.php"
          % (time.time(), WEBROOT, WEBROOT))
     results = []
@@ -224,7 +225,8 @@ def test_rolling_sync_under_load_fails_no_request(synced, extra, inventory, web_
         deadline = time.time() + 240                 # bounded: at most 4 minutes, about 10 requests a second
         while not stop.is_set() and time.time() < deadline and len(results) < 2400:
             try:
-                with urllib.request.urlopen(url, timeout=10, context=LAB_TLS) as resp:
+                request = urllib.request.Request(url, headers={"Host": DOMAIN})
+                with urllib.request.urlopen(request, timeout=10, context=LAB_TLS) as resp:
                     results.append(resp.status)
             except Exception as e:         # noqa: BLE001 - every failure counts
                 results.append(repr(e))
