@@ -51,7 +51,9 @@ lint:
 sanity:
 	.ci/sanity
 
+# `lab down` first: it removes leftovers of an earlier run and leaves the (empty) inventory molecule links to.
 molecule:
+	$(VENV)/bin/python -m lab down
 	$(VENV)/bin/molecule test -s default
 
 # The failure scenarios (containers stopped, PostgreSQL failover and rejoin, Redis failover, killed

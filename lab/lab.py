@@ -460,9 +460,13 @@ class Lab:
             run(["podman", "rm", "-f", "-t", "2", name], capture=True)
         if self.name in self.labelled("network"):
             run(["podman", "network", "rm", "-f", self.name], capture=True)
-        for path in (self.inventory, self.ssh_config, self.known_hosts):
+        for path in (self.ssh_config, self.known_hosts):
             if os.path.exists(path):
                 os.remove(path)
+        # An inventory without hosts stays behind, so that tools pointed at it (molecule) find the file.
+        os.makedirs(self.inventory_dir, exist_ok=True)
+        with open(self.inventory, "w") as f:
+            f.write("# Lab %r is down.\nall:\n  hosts: {}\n" % self.name)
         log("down: lab %s removed" % self.name)
 
     def status(self):
