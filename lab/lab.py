@@ -456,6 +456,9 @@ class Lab:
         log("inventory: -i %s" % os.path.relpath(self.inventory_dir, ROOT))
 
     def down(self):
+        if shutil.which("podman") is None:  # a fresh machine: nothing of the lab can exist yet
+            self.write_empty_inventory()
+            return
         for name in self.labelled("container"):
             run(["podman", "rm", "-f", "-t", "2", name], capture=True)
         if self.name in self.labelled("network"):
@@ -463,7 +466,10 @@ class Lab:
         for path in (self.ssh_config, self.known_hosts):
             if os.path.exists(path):
                 os.remove(path)
-        # An inventory without hosts stays behind, so that tools pointed at it (molecule) find the file.
+        self.write_empty_inventory()
+
+    def write_empty_inventory(self):
+        """An inventory without hosts stays behind, so that tools pointed at it (molecule) find the file."""
         os.makedirs(self.inventory_dir, exist_ok=True)
         with open(self.inventory, "w") as f:
             f.write("# Lab %r is down.\nall:\n  hosts: {}\n" % self.name)
