@@ -10,10 +10,7 @@ import pytest
 import testinfra
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB_NAME = os.environ.get("LAB_NAME", "nchalab")
-STATE = os.path.join(ROOT, "lab", ".state", LAB_NAME)
-SSH_CONFIG = os.path.join(STATE, "ssh_config")
+from lab_paths import LAB_NAME, ROOT, SSH_CONFIG, STATE  # noqa: F401 (re-exported to the tests)
 
 
 class Inventory:

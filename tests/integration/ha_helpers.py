@@ -12,15 +12,7 @@ import yaml
 
 import loadgen
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB_NAME = os.environ.get("LAB_NAME", "nchalab")
-STATE = os.path.join(ROOT, "lab", ".state", LAB_NAME)
-SSH_CONFIG = os.path.join(STATE, "ssh_config")
-INVENTORY = os.path.join(STATE, "inventory")
-PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
-
-with open(os.path.join(ROOT, "lab", "inventory", "group_vars", "all", "lab.yml")) as _f:
-    LAB_VARS = yaml.safe_load(_f)
+from lab_paths import INVENTORY, LAB_NAME, LAB_VARS, PLAYBOOK, ROOT, SSH_CONFIG, STATE  # noqa: F401 (re-exported)
 REDIS_USER = LAB_VARS.get("nextcloud_ha_redis_user", "nextcloud")
 REDIS_PASSWORD = LAB_VARS["nextcloud_ha_redis_password"]
 REDIS_ADMIN_PASSWORD = LAB_VARS["nextcloud_ha_redis_admin_password"]

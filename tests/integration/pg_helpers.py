@@ -11,15 +11,7 @@ import time
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB_NAME = os.environ.get("LAB_NAME", "nchalab")
-STATE = os.path.join(ROOT, "lab", ".state", LAB_NAME)
-SSH_CONFIG = os.path.join(STATE, "ssh_config")
-INVENTORY = os.path.join(STATE, "inventory")
-PLAYBOOK = os.path.join(ROOT, ".venv", "bin", "ansible-playbook")
-
-with open(os.path.join(ROOT, "lab", "inventory", "group_vars", "all", "lab.yml")) as _f:
-    LAB_VARS = yaml.safe_load(_f)
+from lab_paths import INVENTORY, LAB_NAME, LAB_VARS, PLAYBOOK, ROOT, SSH_CONFIG, STATE  # noqa: F401 (re-exported)
 DB_NAME = LAB_VARS.get("nextcloud_ha_db_name", "nextcloud")
 DB_USER = LAB_VARS.get("nextcloud_ha_db_user", "nextcloud")
 DB_PASSWORD = LAB_VARS["nextcloud_ha_db_password"]
