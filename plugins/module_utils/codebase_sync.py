@@ -26,7 +26,6 @@ __metaclass__ = type
 
 import errno
 import fnmatch
-import json
 import os
 import re
 import shlex
@@ -36,7 +35,7 @@ import sys
 import zlib
 
 EXPORT_NAME = 'nc-sync-export'
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 # Exit codes of the export program (also read by the module).
 EXPORT_OK = 0
@@ -196,58 +195,93 @@ def entry_of(st, link=None):
     return None   # sockets and the like: tar cannot carry them
 
 
-def scan_tree(root, patterns, on_excluded=None):
+class ScanCancelled(Exception):
+    """scan_tree was told to stop."""
+
+
+_S_IFMT, _S_IFREG, _S_IFDIR, _S_IFLNK = 0o170000, 0o100000, 0o040000, 0o120000
+
+
+def scan_tree(root, patterns, on_excluded=None, cancel=None):
     """Walk ``root`` without following symlinks and return its manifest.
 
     Excluded entries are left out (excluded directories are not entered); ``on_excluded(relpath,
     is_dir)`` is called for each of them. Paths are str, decoded with the file system encoding
-    (undecodable bytes survive as surrogates). Raises OSError when a directory cannot be read.
+    (undecodable bytes survive as surrogates). Raises OSError when a directory cannot be read, and
+    ScanCancelled when ``cancel`` (an object with ``is_set()``, such as a threading.Event) is set.
+
+    One lstat per entry is the whole cost; the common types are handled inline (the same values
+    as entry_of) because this loop runs once per file of the tree on every sync.
     """
     manifest = {}
     st = os.lstat(root)
     manifest['.'] = entry_of(st)
     stack = [('', root)]
     while stack:
+        if cancel is not None and cancel.is_set():
+            raise ScanCancelled()
         rel_dir, abs_dir = stack.pop()
-        with os.scandir(abs_dir) as it:
-            entries = list(it)
+        prefix = rel_dir + '/' if rel_dir else ''
         check = bool(patterns) and may_contain_excluded(rel_dir, patterns)
-        for de in entries:
-            rel = de.name if not rel_dir else rel_dir + '/' + de.name
-            st = de.stat(follow_symlinks=False)
-            is_dir = stat.S_ISDIR(st.st_mode)
-            if check and is_excluded(rel, is_dir, patterns):
-                if on_excluded is not None:
-                    on_excluded(rel, is_dir)
-                continue
-            link = os.readlink(de.path) if stat.S_ISLNK(st.st_mode) else None
-            entry = entry_of(st, link)
-            if entry is None:
-                continue
-            manifest[rel] = entry
-            if is_dir:
-                stack.append((rel, de.path))
+        with os.scandir(abs_dir) as it:
+            for de in it:
+                rel = prefix + de.name
+                st = de.stat(follow_symlinks=False)
+                m = st.st_mode
+                fmt = m & _S_IFMT
+                if check and is_excluded(rel, fmt == _S_IFDIR, patterns):
+                    if on_excluded is not None:
+                        on_excluded(rel, fmt == _S_IFDIR)
+                    continue
+                if fmt == _S_IFREG:
+                    manifest[rel] = ('f', m & 0o7777, st.st_uid, st.st_gid, st.st_size, int(st.st_mtime), '')
+                elif fmt == _S_IFDIR:
+                    manifest[rel] = ('d', m & 0o7777, st.st_uid, st.st_gid, 0, 0, '')
+                    stack.append((rel, de.path))
+                else:
+                    entry = entry_of(st, os.readlink(de.path) if fmt == _S_IFLNK else None)
+                    if entry is not None:
+                        manifest[rel] = entry
     return manifest
 
 
+_MANIFEST_MAGIC = 'codebase_sync-manifest %d' % MANIFEST_VERSION
+_ENTRY_TYPES = frozenset('fdlpcb')
+
+
 def encode_manifest(manifest):
-    """Compact, compressed wire form of a manifest (bytes)."""
-    doc = {'v': MANIFEST_VERSION, 'e': [[k] + list(v) for k, v in sorted(manifest.items())]}
-    return zlib.compress(json.dumps(doc, separators=(',', ':')).encode('ascii'), 1)
+    """Compact, compressed wire form of a manifest (bytes).
+
+    NUL-separated text, three fields per entry: path, ``type mode uid gid size mtime``, link target
+    (a path cannot hold a NUL). About three times cheaper to build and to read than JSON, which
+    matters on every sync of a 20,000-file tree.
+    """
+    parts = [_MANIFEST_MAGIC]
+    add = parts.append
+    for rel in sorted(manifest):
+        e = manifest[rel]
+        add('%s\0%s %d %d %d %d %d\0%s' % (rel, e[0], e[1], e[2], e[3], e[4], e[5], e[6]))
+    return zlib.compress('\0'.join(parts).encode('utf-8', 'surrogateescape'), 1)
 
 
 def decode_manifest(data):
     try:
-        doc = json.loads(zlib.decompress(data).decode('ascii'))
-    except (zlib.error, ValueError, UnicodeDecodeError) as e:
+        items = zlib.decompress(data).decode('utf-8', 'surrogateescape').split('\0')
+    except (zlib.error, ValueError) as e:
         raise SyncError('the master sent an unreadable manifest (%s); is the export program on the master '
                         'the same version as this module?' % e)
-    if not isinstance(doc, dict) or doc.get('v') != MANIFEST_VERSION:
+    if items[0] != _MANIFEST_MAGIC or len(items) % 3 != 1:
         raise SyncError('the master sent a manifest of an unknown version; update the export program on the master')
     manifest = {}
-    for item in doc['e']:
-        rel = check_relpath(item[0])
-        manifest[rel] = tuple(item[1:])
+    it = iter(items[1:])
+    try:
+        for rel, attrs, link in zip(it, it, it):
+            kind, mode, uid, gid, size, mtime = attrs.split(' ')
+            if kind not in _ENTRY_TYPES:
+                raise ValueError('bad entry type %r' % kind)
+            manifest[check_relpath(rel)] = (kind, int(mode), int(uid), int(gid), int(size), int(mtime), link)
+    except ValueError as e:
+        raise SyncError('the master sent a malformed manifest: %s' % e)
     return manifest
 
 
@@ -387,6 +421,15 @@ def archive_argv(tar_bin, src_root):
     """argv of the archiving tar on the master: names come NUL-separated on stdin, no recursion."""
     return [tar_bin, '-c', '-f', '-', '-C', src_root, '--null', '--no-recursion', '--files-from=-',
             '--hard-dereference', '--numeric-owner', '--format=gnu']
+
+
+def tree_archive_argv(tar_bin, src_root, excluded):
+    """argv of the archiving tar on the master for a whole tree: tar recurses itself; ``excluded`` are
+    exact relative paths (matched literally, anchored at the tree root, never entered)."""
+    argv = [tar_bin, '-c', '-f', '-', '-C', src_root, '--hard-dereference', '--numeric-owner', '--format=gnu',
+            '--anchored', '--no-wildcards']
+    argv += ['--exclude=./%s' % rel for rel in excluded]
+    return argv + ['--', '.']
 
 
 def pipeline_argv(bash_bin, ssh_args, tar_args, ssh_err_file):
@@ -722,7 +765,16 @@ def export_main(argv=None, environ=None, stdin=None, stdout=None):
             names.append(item)
         return _run_tar(tar_bin, real, iter(names), stdout)
 
-    # action == 'tar': the whole tree, in walk order (a directory before its contents)
+    # action == 'tar': the whole tree. tar walks it itself (no name per file through a pipe) when the
+    # excluded entries can be named exactly; else this walk feeds it the names.
+    try:
+        excluded = excluded_entries(real, patterns)
+    except OSError as e:
+        _err('cannot read the tree: %s' % e)
+        return EXPORT_FAILED
+    if excluded is not None:
+        return _run_tar(tar_bin, real, None, stdout, excluded=excluded)
+
     def walk():
         yield b'.'
         stack = ['']
@@ -738,8 +790,6 @@ def export_main(argv=None, environ=None, stdin=None, stdout=None):
                 is_dir = de.is_dir(follow_symlinks=False)
                 if check and is_excluded(rel, is_dir, patterns):
                     continue
-                if not is_dir and stat.S_ISSOCK(de.stat(follow_symlinks=False).st_mode):
-                    continue
                 yield os.fsencode(rel)
                 if is_dir:
                     subdirs.append(rel)
@@ -747,8 +797,52 @@ def export_main(argv=None, environ=None, stdin=None, stdout=None):
     return _run_tar(tar_bin, real, walk(), stdout)
 
 
-def _run_tar(tar_bin, root, names, stdout):
-    """Run the archiving tar with its output on ``stdout`` (a file) and feed it ``names``."""
+# At most this many excluded entries are handed to tar as --exclude options.
+MAX_TAR_EXCLUDES = 256
+
+
+def excluded_entries(root, patterns, limit=MAX_TAR_EXCLUDES):
+    """The excluded entries of ``root`` as exact names (relative), or None when they cannot be handed to tar.
+
+    Only the directories that may hold an excluded entry are read (the root and ``config/`` for the
+    usual ``data/`` and ``config/node.config.php``). None when there are more than ``limit`` or a
+    name holds a newline.
+    """
+    found = []
+    if not patterns:
+        return found
+    stack = ['']
+    while stack:
+        rel_dir = stack.pop()
+        abs_dir = os.path.join(root, rel_dir) if rel_dir else root
+        with os.scandir(abs_dir) as it:
+            entries = list(it)
+        for de in entries:
+            rel = de.name if not rel_dir else rel_dir + '/' + de.name
+            is_dir = de.is_dir(follow_symlinks=False)
+            if is_excluded(rel, is_dir, patterns):
+                if '\n' in rel or len(found) >= limit:
+                    return None
+                found.append(rel)
+            elif is_dir and may_contain_excluded(rel, patterns):
+                stack.append(rel)
+    return sorted(found)
+
+
+def _run_tar(tar_bin, root, names, stdout, excluded=None):
+    """Run the archiving tar with its output on ``stdout`` (a file).
+
+    With ``names`` (an iterable of bytes), tar archives exactly those, read from its stdin. Without,
+    it archives the whole tree itself, minus the exact relative paths in ``excluded``.
+    """
+    if names is None:
+        argv = tree_archive_argv(tar_bin, root, excluded or [])
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout.fileno())
+        rc = proc.wait()
+        if rc != 0:
+            _err('tar exited with %d' % rc)
+            return EXPORT_FAILED
+        return EXPORT_OK
     proc = subprocess.Popen(archive_argv(tar_bin, root), stdin=subprocess.PIPE, stdout=stdout.fileno())
     walk_error = None
     try:

@@ -240,6 +240,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.codebase_sync import (
     MASTER_SCRIPT,
+    ScanCancelled,
     SyncError,
     decode_manifest,
     describe_changes,
@@ -306,6 +307,9 @@ class CodebaseSync(object):
         self.prev_scan = {}
         self.timings = {}
         self.control_dir = self.control_path = None
+        self.prebuild = None
+        self.prebuilt_ok = False
+        self.prebuild_error = None
 
     # -- talking to the master ---------------------------------------------------------------
 
@@ -454,42 +458,65 @@ class CodebaseSync(object):
                 self.stream('tar', self.staging, index_file=index)
                 self.timings['transfer'] = round(time.time() - t0, 3)
                 with open(index, 'rb') as f:
-                    names = [_text(line).rstrip('\n') for line in f if line.strip()]
+                    names = [_member_name(_text(line).rstrip('\n')) for line in f if line.strip()]
                 self.swap()
                 result.update(changed=True, method='full', files_changed=len(names))
                 if self.module._diff:
-                    result['changed_paths'] = describe_changes(sorted(n.rstrip('/') for n in names), [], {}, {},
+                    result['changed_paths'] = describe_changes(sorted(names), [], {}, {},
                                                                self.module.params['diff_max_paths'])
                 return self.finish(result)
+            # scan this node's tree while the ssh connection is made and the master computes and sends its
+            # manifest (both wait on other processes, so the scan has the interpreter to itself)
             t0 = time.time()
-            self.open_master()
-            self.timings['connect'] = round(time.time() - t0, 3)
-            t0 = time.time()
-            # scan this node's tree (and the previous tree, which the staging folder would start from)
-            # while the master computes and sends its manifest
             local = {}
-            threads = []
+            scanner = None
+            local_done = threading.Event()
+            cancel = threading.Event()
             if exists:
-                threads.append(threading.Thread(target=self._scan_local, args=(local,)))
-                if not check and self.recyclable():
-                    threads.append(threading.Thread(target=self._scan_previous))
-            for t in threads:
-                t.start()
+                scanner = threading.Thread(target=self._scanner, args=(local, local_done, cancel, not check))
+                scanner.start()
+            else:
+                local_done.set()
+            if exists and not check and self.previous and not os.path.lexists(self.previous):
+                # No previous tree to recycle (the last run was a first sync): every later sync needs a
+                # second tree to build on, so make it now, a hard-linked copy of this one, while the
+                # comparison runs. A sync uses it as its staging tree; a no-op run keeps it as the
+                # previous tree (identical to this one) for the next sync to recycle.
+                self.prebuild = threading.Thread(target=self._prebuild)
+                self.prebuild.start()
             try:
+                self.open_master()
+                self.timings['connect'] = round(time.time() - t0, 3)
                 src = self.remote_manifest()
+                local_done.wait()
+            except BaseException:
+                cancel.set()
+                raise
             finally:
-                for t in threads:
-                    t.join()
+                if scanner is not None and cancel.is_set():
+                    scanner.join()
             self.timings['compare'] = round(time.time() - t0, 3)
             if 'error' in local:
+                cancel.set()
+                scanner.join()
                 raise SyncError('cannot read %s: %s' % (self.dest, local['error']))
             dest = local.get('manifest', {})
             changed, removed = diff_manifests(src, dest)
+            if not changed and not removed or check:
+                # nothing will be staged: stop reading the previous tree
+                cancel.set()
+            if scanner is not None:
+                scanner.join()
             result['files_changed'] = len(changed) + len(removed)
             if self.module._diff:
                 result['changed_paths'] = describe_changes(changed, removed, src, dest,
                                                            self.module.params['diff_max_paths'])
             if not changed and not removed:
+                if self.prebuild is not None:
+                    t0 = time.time()
+                    if self._prebuilt():
+                        os.rename(self.staging, self.previous)
+                    self.timings['stage'] = round(time.time() - t0, 3)
                 return self.finish(result)
             result['changed'] = True
             result['method'] = 'incremental' if exists else 'full'
@@ -508,6 +535,8 @@ class CodebaseSync(object):
             self.timings['swap'] = round(time.time() - t0, 3)
             return self.finish(result)
         except BaseException:
+            if self.prebuild is not None:
+                self.prebuild.join()
             if not check:
                 self.cleanup()
             raise
@@ -523,13 +552,45 @@ class CodebaseSync(object):
                     and os.lstat(prev).st_dev == os.lstat(self.dest).st_dev
                     and not find_excluded_dirs(prev, self.patterns))
 
-    def _scan_previous(self):
+    def _prebuild(self):
+        try:
+            link_copy(self.dest, self.staging, self.patterns, self.module.run_command)
+            self.prebuilt_ok = True
+        except (OSError, SyncError) as e:
+            self.prebuild_error = e
+
+    def _prebuilt(self):
+        """Wait for the hard-linked copy made during the comparison; whether it is usable."""
+        self.prebuild.join()
+        if self.prebuilt_ok:
+            return True
+        self.module.warn('could not prepare the hard-linked staging copy (%s); making it again' % self.prebuild_error)
+        self.remove_old(self.staging)
+        self.prebuild = None
+        return False
+
+    def _scanner(self, local, local_done, cancel, previous_too):
+        """Scan this node's tree; then, unless cancelled, the previous tree, which the staging tree would
+        start from. The previous tree is read while waiting for the master, and dropped (cancel) when the
+        comparison finds nothing to do."""
+        try:
+            self._scan_local(local)
+        finally:
+            local_done.set()
+        if previous_too and 'error' not in local and not cancel.is_set():
+            try:
+                if self.recyclable():
+                    self._scan_previous(cancel)
+            except (OSError, ScanCancelled):
+                self.prev_scan.clear()
+
+    def _scan_previous(self, cancel=None):
         stale = []
         try:
             self.prev_scan['manifest'] = scan_tree(self.previous, self.patterns,
-                                                   on_excluded=lambda rel, is_dir: stale.append(rel))
+                                                   on_excluded=lambda rel, is_dir: stale.append(rel), cancel=cancel)
             self.prev_scan['excluded'] = stale
-        except OSError:
+        except (OSError, ScanCancelled):
             self.prev_scan.clear()    # not usable: fall back to a linked copy
 
     def _scan_local(self, out):
@@ -551,7 +612,14 @@ class CodebaseSync(object):
         Files are never written through a hard link: every entry that differs is deleted first and
         extracted as a new inode.
         """
-        if self.recyclable() and 'manifest' in self.prev_scan:
+        if self.prebuild is not None and self._prebuilt():
+            self.staging_from = 'linked-copy'
+            for rel in paths_to_clear(changed, removed, src, dest):
+                remove_entry(os.path.join(self.staging, rel))
+            return changed
+        if 'manifest' not in self.prev_scan and self.recyclable():
+            self._scan_previous()
+        if 'manifest' in self.prev_scan and self.recyclable():
             os.rename(self.previous, self.staging)
             self.staging_from = 'previous'
             base = self.prev_scan['manifest']
@@ -585,6 +653,14 @@ class CodebaseSync(object):
         if self.module._diff and 'changed_paths' in result:
             result['diff'] = dict(prepared='\n'.join(result['changed_paths']) + '\n')
         return result
+
+
+def _member_name(name):
+    """A name from tar's listing of a whole-tree stream ("./", "./apps/x/") as a manifest path."""
+    name = name.rstrip('/')
+    if name in ('', '.'):
+        return '.'
+    return name[2:] if name.startswith('./') else name
 
 
 def _text(b):

@@ -31,11 +31,10 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAB_NAME = os.environ.get('LAB_NAME', 'nchalab')
-STATE = os.path.join(ROOT, 'lab', '.state', LAB_NAME)
-SSH_CONFIG = os.path.join(STATE, 'ssh_config')
-INVENTORY = os.path.join(STATE, 'inventory')
+# The lab's state paths come from the integration tests' one module for them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'integration'))
+from lab_paths import INVENTORY, LAB_NAME, ROOT, SSH_CONFIG  # noqa: E402
+
 EXPORT = os.path.join(ROOT, 'plugins', 'module_utils', 'codebase_sync.py')
 
 MASTER, NODE = 'web1', 'web2'

@@ -19,13 +19,13 @@ import pytest
 
 from conftest import LAB_NAME, ROOT, STATE, ssh
 from ha_helpers import DOMAIN
+from lab_paths import INVENTORY
 
 # The lab's load balancer has a self-signed certificate.
 LAB_TLS = ssl.create_default_context()
 LAB_TLS.check_hostname = False
 LAB_TLS.verify_mode = ssl.CERT_NONE
 
-INVENTORY = os.path.join(STATE, "inventory")
 # The lab inventory pins host keys with HostKeyAlias={{ inventory_hostname }}, which names the wrong host for
 # delegated tasks (the role delegates to the master, the nodes and the load balancers). The lab's known_hosts
 # lists every host by name and address, so strict checking still holds without the alias.

@@ -124,11 +124,16 @@ def test_decode_manifest_rejects_garbage():
 
 
 def test_decode_manifest_rejects_bad_paths():
-    import json
     import zlib
-    doc = {'v': cs.MANIFEST_VERSION, 'e': [['../etc/passwd', 'f', 420, 0, 0, 1, 1, '']]}
-    with pytest.raises(ValueError):
-        cs.decode_manifest(zlib.compress(json.dumps(doc).encode('ascii')))
+    head = 'codebase_sync-manifest %d' % cs.MANIFEST_VERSION
+    for body in ('../etc/passwd\0f 420 0 0 1 1\0', '/etc/passwd\0f 420 0 0 1 1\0', 'a\0x 420 0 0 1 1\0',
+                 'a\0f 420 0 0 1\0', 'a\0f 420 0 0 1 z\0'):
+        with pytest.raises(cs.SyncError):
+            cs.decode_manifest(zlib.compress(('%s\0%s' % (head, body)).encode()))
+    with pytest.raises(cs.SyncError, match='unknown version'):
+        cs.decode_manifest(zlib.compress(b'{"v": 1, "e": []}'))
+    assert cs.decode_manifest(zlib.compress(('%s\0a b\0f 420 0 0 1 2\0' % head).encode())) == {
+        'a b': ('f', 420, 0, 0, 1, 2, '')}
 
 
 def _e(kind='f', mode=0o644, size=1, mtime=1, uid=33, gid=33, link=''):
@@ -322,14 +327,55 @@ def _members(data, tmp_path):
         return [m.name for m in t.getmembers()]
 
 
+def _norm(name):
+    return '.' if name in ('.', './') else (name[2:] if name.startswith('./') else name)
+
+
 def test_export_tar_streams_the_tree_minus_exclusions(tree, tmp_path):
     rc, data = _export(tmp_path, cs.export_request('tar', str(tree), ['data/', 'config/node.config.php']))
     assert rc == 0
-    names = _members(data, tmp_path)
+    names = [_norm(n) for n in _members(data, tmp_path)]
     assert names[0] == '.'
     assert set(names) == {'.', 'apps', 'apps/files', 'apps/files/app.php', 'config', 'config/config.php',
                           'index.php', 'link'}
     assert names.index('apps') < names.index('apps/files') < names.index('apps/files/app.php')
+
+
+def test_excluded_entries_names_exact_paths_or_gives_up(tree):
+    pats = cs.parse_patterns(['data/', 'config/node.config.php', 'apps/*/nothing-here'])
+    assert cs.excluded_entries(str(tree), pats) == ['config/node.config.php', 'data']
+    # a file called "data" is not a directory: data/ does not exclude it
+    assert cs.excluded_entries(str(tree / 'apps'), cs.parse_patterns(['files/'])) == ['files']
+    assert cs.excluded_entries(str(tree), cs.parse_patterns(['**/*.php']), limit=2) is None
+    (tree / 'config' / 'odd\nname').write_text('x')
+    assert cs.excluded_entries(str(tree), cs.parse_patterns(['config/odd*'])) is None
+
+
+def test_tree_archive_argv_matches_exclusions_literally():
+    argv = cs.tree_archive_argv('tar', '/srv/tree', ['data', 'config/[x]*.php'])
+    assert argv[:6] == ['tar', '-c', '-f', '-', '-C', '/srv/tree']
+    assert argv.index('--no-wildcards') < argv.index('--exclude=./data')
+    assert '--anchored' in argv and '--exclude=./config/[x]*.php' in argv and argv[-2:] == ['--', '.']
+
+
+@pytest.mark.parametrize('exclude', [['data/', 'config/node.config.php'], ['**/*.php']])
+def test_export_tar_whole_tree_both_ways_gives_the_same_members(tree, tmp_path, exclude, monkeypatch):
+    """tar's own walk (exact excludes) and the fed walk (too many exclusions) archive the same entries."""
+    (tree / 'apps' / '[x]*').mkdir()
+    (tree / 'apps' / '[x]*' / 'keep.txt').write_text('k')
+    rc, data = _export(tmp_path, cs.export_request('tar', str(tree), exclude))
+    assert rc == 0
+    own = sorted(_norm(n) for n in _members(data, tmp_path))
+    monkeypatch.setattr(cs.excluded_entries, '__defaults__', (0,))
+    rc, data = _export(tmp_path, cs.export_request('tar', str(tree), exclude))
+    assert rc == 0
+    fed = sorted(_norm(n) for n in _members(data, tmp_path))
+    assert own == fed
+    assert 'apps/[x]*/keep.txt' in own
+    if exclude == ['**/*.php']:
+        assert not any(n.endswith('.php') for n in own) and 'data/admin/f.txt' in own
+    else:
+        assert not any(n.startswith('data') for n in own) and 'config/config.php' in own
 
 
 def test_export_tar_list_only_listed(tree, tmp_path):

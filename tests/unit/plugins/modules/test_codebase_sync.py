@@ -147,6 +147,18 @@ def test_second_run_is_a_noop_and_touches_nothing(env):
     before = snapshot(env['node'])
     r = run_module(env, exclude=EXCLUDE)
     assert r['changed'] is False and r['files_changed'] == 0 and r['method'] == 'none'
+    after = snapshot(env['node'])
+    # the tree is untouched; the only addition is the base for the next sync (there was no previous tree
+    # after the first sync): a hard-linked copy of the tree, sharing every file
+    prepared = {k: v for k, v in after.items() if k.startswith('nextcloud.previous')}
+    assert {k: v for k, v in after.items() if k not in prepared} == before
+    for rel, (ino, mode, _size, _mtime) in prepared.items():
+        if rel != 'nextcloud.previous' and not os.path.isdir(str(env['node'] / rel)):
+            assert (ino, mode) == before['nextcloud' + rel[len('nextcloud.previous'):]][:2]
+    assert manifest(env['node'] / 'nextcloud.previous', EXCLUDE) == manifest(env['node'] / 'nextcloud', EXCLUDE)
+    # from then on, a no-op run changes nothing at all
+    before = snapshot(env['node'])
+    assert run_module(env, exclude=EXCLUDE)['changed'] is False
     assert snapshot(env['node']) == before
 
 
