@@ -16,6 +16,8 @@ Environment:
   LAB_SUBNET  the /24 of the lab network (default derived from LAB_NAME in 10.213.0.0/16)
   LAB_NEXTCLOUD  `standin` (always use the test stand-in, as the tests do) or `auto` (default: the
               official release when download.nextcloud.com answers, else the stand-in, said loudly)
+  NCHA_STORAGE  shared storage backend written into the inventory as nextcloud_storage_backend
+              (`glusterfs`, `s3`, `nfs`; unset = the role default `local`); see docs/storage.md
 """
 
 import argparse
@@ -362,6 +364,7 @@ class Lab:
                     "lab_distro": self.distro,
                     "lab_subnet": self.subnet,
                     **extra_vars,
+                    **self.storage_vars(),
                 },
                 "children": groups,
             }
@@ -374,6 +377,16 @@ class Lab:
         with open(self.inventory, "w") as f:
             f.write("# Written by `python -m lab up` for lab %r; do not edit.\n" % self.name)
             yaml.safe_dump(inventory, f, default_flow_style=False, sort_keys=False)
+
+    @staticmethod
+    def storage_vars():
+        """NCHA_STORAGE=glusterfs|s3|nfs picks the shared storage backend of the lab (docs/storage.md)."""
+        backend = os.environ.get("NCHA_STORAGE", "")
+        if not backend:
+            return {}
+        if backend not in ("local", "glusterfs", "s3", "nfs"):
+            raise SystemExit("lab: NCHA_STORAGE must be local, glusterfs, s3 or nfs, not %r" % backend)
+        return {"nextcloud_storage_backend": backend}
 
     def wait_ssh(self, host, timeout=60):
         deadline = time.time() + timeout
