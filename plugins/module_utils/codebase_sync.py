@@ -624,10 +624,13 @@ def exchange(a, b):
     """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False when the kernel or libc cannot."""
     try:
         import ctypes
-        import ctypes.util
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+        try:
+            libc = ctypes.CDLL('libc.so.6', use_errno=True)   # glibc; find_library runs ldconfig, slow
+        except OSError:
+            import ctypes.util
+            libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)
         fn = libc.renameat2
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):
         return False
     AT_FDCWD = -100
     fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]

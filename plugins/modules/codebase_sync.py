@@ -23,7 +23,12 @@ description:
     staging folder from trees already on the node and stream only the entries that differ into it,
     so an incremental sync moves only what changed and still swaps in a complete tree. The staging
     folder starts as the kept previous tree when there is one (it is recycled, only what differs
-    from it is written), else as a hard-linked copy of the current tree.
+    from it is written), else as a hard-linked copy of the current tree, made while the manifests
+    are compared.
+  - With O(keep_previous=true) and no previous tree yet (right after a first sync), a run that finds
+    nothing to change keeps that hard-linked copy as the previous tree (identical to the current one,
+    sharing its files), so that the next sync has a tree to recycle. The current tree is not touched
+    and the result is C(changed=false).
   - Swaps the staging folder in with C(renameat2(RENAME_EXCHANGE)) (two renames on kernels without
     it), so the web server never sees a half-written tree. On any failure the current tree stays as
     it was and the staging folder is removed.

@@ -258,7 +258,16 @@ def main():
     def record(case, method, seconds, dest):
         ok = tree_digest(NODE, dest, skip_config=(method == 'design')) == tree_digest(MASTER, SRC, skip_config=(method == 'design'))
         times.setdefault((case, method), []).append(seconds)
-        print('  %-11s %-14s %7.2f s  %s' % (case, method, seconds, 'tree ok' if ok else 'TREE DIFFERS'), flush=True)
+        phases = ''
+        if method == 'codebase_sync':
+            try:
+                res = json.loads(ssh(NODE, 'cat /tmp/bench.cs.json').stdout)
+                phases = '  module %.2f s, %s%s' % (res['seconds'], res.get('staging_from') or res['method'], ''.join(
+                    ' %s=%.2f' % kv for kv in sorted(res.get('timings', {}).items())))
+            except (ValueError, KeyError, RuntimeError):
+                pass
+        print('  %-11s %-14s %7.2f s  %s%s' % (case, method, seconds, 'tree ok' if ok else 'TREE DIFFERS', phases),
+              flush=True)
         if not ok:
             raise RuntimeError('%s left a tree that differs from the master after %s' % (method, case))
 
