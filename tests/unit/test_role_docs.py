@@ -106,3 +106,81 @@ def test_documented_defaults_are_the_real_ones(role):
         if _normalise(option['default']) != _normalise(real):
             wrong.append('%s (%s): spec says %r, defaults/main.yml has %r' % (name, entry_point, option['default'], real))
     assert wrong == [], 'roles/%s:\n  %s' % (role, '\n  '.join(wrong))
+
+
+# The example inventory (inventories/example) is documentation too: its groups are the ones the playbooks target,
+# and every variable it sets is one the collection reads, so a misspelt or renamed variable cannot hide in it.
+EXAMPLE = os.path.join(ROOT, 'inventories', 'example')
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            for item in _walk(value):
+                yield item
+    elif isinstance(node, list):
+        for value in node:
+            for item in _walk(value):
+                yield item
+
+
+def _inventory_groups(node, found):
+    for name, group in ((node or {}).get('children') or {}).items():
+        found.add(name)
+        _inventory_groups(group, found)
+    return found
+
+
+def _example_vars():
+    variables = {}
+    for path in sorted(glob.glob(os.path.join(EXAMPLE, 'group_vars', '*', '*.yml'))):
+        with open(path) as handle:
+            for name, value in (yaml.safe_load(handle) or {}).items():
+                variables[name] = (os.path.relpath(path, EXAMPLE), value)
+    return variables
+
+
+def test_example_inventory_has_every_group_the_playbooks_target():
+    targeted, created = set(), set()
+    for path in glob.glob(os.path.join(ROOT, 'playbooks', '*.yml')):
+        with open(path) as handle:
+            plays = yaml.safe_load(handle) or []
+        for play in plays:
+            for pattern in str(play.get('hosts') or '').split(':'):
+                targeted.add(re.sub(r'\[.*\]$', '', pattern.strip()))
+        for node in _walk(plays):
+            if 'ansible.builtin.add_host' in node:
+                created.add(node['ansible.builtin.add_host'].get('groups'))
+    targeted -= created | {'', 'all', 'localhost'}
+    with open(os.path.join(EXAMPLE, 'hosts.yml')) as handle:
+        groups = _inventory_groups(yaml.safe_load(handle)['all'], set())
+    assert sorted(targeted - groups) == [], 'inventories/example/hosts.yml lacks groups'
+    assert {'haproxy', 'webservers', 'redis', 'postgres_primary', 'postgres_standby'} <= targeted
+
+
+def test_example_inventory_sets_only_variables_the_collection_reads():
+    known = set()
+    for role in ROLES:
+        known.update(_options(role))
+    for pattern in ('roles/*/defaults/*.yml', 'roles/*/tasks/*.yml', 'roles/*/templates/**/*', 'playbooks/*.yml'):
+        for path in glob.glob(os.path.join(ROOT, pattern), recursive=True):
+            if os.path.isfile(path):
+                with open(path) as handle:
+                    known.update(re.findall(r'\bnextcloud_ha_[a-z0-9_]+', handle.read()))
+    variables = _example_vars()
+    unknown = sorted(name for name in variables if name not in known and not name.startswith(('vault_', 'ansible_')))
+    assert unknown == [], 'inventories/example sets variables no role or playbook reads: %s' % ', '.join(unknown)
+
+
+def test_example_vault_placeholders_match_their_references():
+    variables = _example_vars()
+    defined = set(name for name, (path, value) in variables.items() if name.startswith('vault_'))
+    assert defined and all(variables[name][0] == os.path.join('group_vars', 'all', 'vault.yml') for name in defined)
+    # Placeholders only: an example must never carry a usable secret.
+    assert [name for name in defined if variables[name][1] != ''] == []
+    referenced = set()
+    for name, (path, value) in variables.items():
+        if not name.startswith('vault_'):
+            referenced.update(re.findall(r'\bvault_[a-z0-9_]+', str(value)))
+    assert sorted(defined ^ referenced) == []
