@@ -117,12 +117,10 @@ def _walk(node):
     if isinstance(node, dict):
         yield node
         for value in node.values():
-            for item in _walk(value):
-                yield item
+            yield from _walk(value)
     elif isinstance(node, list):
         for value in node:
-            for item in _walk(value):
-                yield item
+            yield from _walk(value)
 
 
 def _inventory_groups(node, found):
