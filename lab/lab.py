@@ -18,6 +18,9 @@ Environment:
               official release when download.nextcloud.com answers, else the stand-in, said loudly)
   NCHA_STORAGE  shared storage backend written into the inventory as nextcloud_storage_backend
               (`glusterfs`, `s3`, `nfs`; unset = the role default `local`); see docs/storage.md
+  NCHA_S3     `moto`: run moto's S3 server (an S3 emulator, from PyPI wheels the host downloads) on the mirror
+              host with authentication on, and write its endpoint and a throw-away key into the inventory
+              (implied by NCHA_STORAGE=s3)
 """
 
 import argparse
@@ -53,6 +56,42 @@ ExecStart=/usr/bin/python3 -m http.server 80 --directory /srv/mirror
 [Install]
 WantedBy=multi-user.target
 """
+
+# The lab's S3 emulator (NCHA_S3=moto): moto's server mode. Authentication is on after the first three requests,
+# which create the one IAM user whose key the inventory gets.
+MOTO_REQUIREMENT = "moto[server]==5.1.*"
+MOTO_PORT = 5000
+MOTO_UNIT = """\
+[Unit]
+Description=Lab S3 emulator (moto server)
+After=network.target
+[Service]
+Environment=INITIAL_NO_AUTH_ACTION_COUNT=3
+ExecStart=/opt/moto/bin/moto_server -H 0.0.0.0 -p %d
+[Install]
+WantedBy=multi-user.target
+""" % MOTO_PORT
+MOTO_SETUP = r"""
+set -eu
+cat > /etc/systemd/system/lab-s3.service
+if [ ! -x /opt/moto/bin/moto_server ]; then
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv </dev/null >/dev/null
+  python3 -m venv /opt/moto
+  /opt/moto/bin/pip install -q --no-index --find-links /srv/moto-wheels 'moto[server]'
+fi
+systemctl daemon-reload && systemctl enable -q lab-s3.service && systemctl restart lab-s3.service
+for i in $(seq 60); do nc -z 127.0.0.1 %d && break; sleep 1; done
+""" % MOTO_PORT
+MOTO_BOOTSTRAP = """
+import json, boto3, moto
+iam = boto3.client("iam", endpoint_url="http://127.0.0.1:%d", region_name="us-east-1",
+                   aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+iam.create_user(UserName="nextcloud")
+key = iam.create_access_key(UserName="nextcloud")["AccessKey"]
+iam.put_user_policy(UserName="nextcloud", PolicyName="s3", PolicyDocument=json.dumps({"Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+print(json.dumps({"key": key["AccessKeyId"], "secret": key["SecretAccessKey"], "version": moto.__version__}))
+""" % MOTO_PORT
 
 # The base image recipe. Changing anything here changes the image tag, so images rebuild.
 BASE_PACKAGES = [
@@ -444,6 +483,35 @@ class Lab:
             "nextcloud_gpg_fingerprint": fingerprint,
         }
 
+    # ---- S3 emulator for the storage tests (issue #8)
+    def start_s3(self):
+        """moto's S3 server on the mirror host, authentication on; returns the inventory vars of the endpoint."""
+        wheels = os.path.join(self.state, "moto-wheels")
+        if not os.path.exists(os.path.join(wheels, ".complete")):
+            os.makedirs(wheels, exist_ok=True)
+            run([sys.executable, "-m", "pip", "download", "-q", "-d", wheels, MOTO_REQUIREMENT], capture=True)
+            open(os.path.join(wheels, ".complete"), "w").close()
+        self.podman_exec(MIRROR_HOST, "mkdir -p /srv/moto-wheels")
+        run(["podman", "cp", wheels + "/.", "%s:/srv/moto-wheels/" % self.container(MIRROR_HOST)],
+            capture=True, quiet=True)
+        self.podman_exec(MIRROR_HOST, MOTO_SETUP, input_=MOTO_UNIT)
+        res = self.podman_exec(MIRROR_HOST, "/opt/moto/bin/python3 -", input_=MOTO_BOOTSTRAP)
+        creds = json.loads(res.stdout.strip().splitlines()[-1])
+        log("S3 emulator (moto %s) on http://%s:%d with authentication on" % (creds["version"], MIRROR_HOST,
+                                                                               MOTO_PORT))
+        return {
+            "lab_s3_emulator": "moto",
+            "nextcloud_s3_hostname": MIRROR_HOST,
+            "nextcloud_s3_port": MOTO_PORT,
+            "nextcloud_s3_use_ssl": False,
+            "nextcloud_s3_use_path_style": True,
+            "nextcloud_s3_region": "us-east-1",
+            "nextcloud_s3_bucket": "nextcloud-lab",
+            "nextcloud_s3_create_bucket": True,
+            "nextcloud_ha_s3_key": creds["key"],
+            "nextcloud_ha_s3_secret": creds["secret"],
+        }
+
     # ---- commands
     def up(self, fresh=False):
         t0 = time.time()
@@ -461,6 +529,9 @@ class Lab:
             self.wait_booted(host)
             hostkeys[host] = self.authorize(host, pubkey)
         extra_vars = self.publish_standin() if MIRROR_HOST in self.hosts else {}
+        if MIRROR_HOST in self.hosts and (os.environ.get("NCHA_S3") == "moto"
+                                          or os.environ.get("NCHA_STORAGE") == "s3"):
+            extra_vars.update(self.start_s3())
         self.write_access(hostkeys, extra_vars)
         for host in self.hosts:
             self.wait_ssh(host)

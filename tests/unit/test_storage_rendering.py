@@ -6,8 +6,9 @@ keys of each backend and the S3 objectstore block, rendered by the real Ansible 
 
 import json
 import os
+import subprocess
 
-from ansible_runner import ROOT, run_tasks
+from ansible_runner import ANSIBLE_PLAYBOOK, ROOT, run_tasks
 
 ROLES = os.path.join(ROOT, 'roles')
 
@@ -108,3 +109,40 @@ def test_s3_multibucket_block(tmp_path):
     assert got['_nextcloud_s3_config_key'] == 'objectstore_multibucket'
     args = got['_nextcloud_s3_objectstore']['arguments']
     assert args['num_buckets'] == 16 and args['autocreate'] is True and args['port'] == 443
+
+
+def _storage_tasks(tmp_path, installed, config):
+    """Runs the role's tasks/storage.yml (an include expands, so ansible_runner's one-result-per-task check does not
+    apply: the JSON of the run is searched instead)."""
+    playbook = os.path.join(str(tmp_path), 'storage.yml')
+    with open(playbook, 'w') as handle:
+        json.dump([{'name': 'storage', 'hosts': 'localhost', 'gather_facts': False, 'tasks': [{
+        'ansible.builtin.include_role': {'name': 'nextcloud_ha.cluster.nextcloud', 'tasks_from': 'storage.yml'},
+        'vars': {'_nextcloud_config_file': config, '_nextcloud_cluster_installed': installed,
+                 'nextcloud_storage_backend': 's3', 'nextcloud_s3_hostname': 's3.example.org',
+                 'nextcloud_s3_key': 'AKEXAMPLE', 'nextcloud_s3_secret': 'SECRETEXAMPLE',
+                 'nextcloud_web_user': 'root', 'nextcloud_web_group': 'root',
+                 'nextcloud_ha_db_password': 'x', 'nextcloud_ha_admin_password': 'x',
+                 'nextcloud_ha_redis_password': 'x'}}]}], handle)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_LOCALHOST_WARNING='0',
+               ANSIBLE_INVENTORY_UNPARSED_WARNING='0', ANSIBLE_NOCOLOR='1')
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, playbook], cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'SECRETEXAMPLE' not in proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_objectstore_block_is_written_before_the_install_only(tmp_path):
+    config = os.path.join(str(tmp_path), 'config.php')
+    _storage_tasks(tmp_path, False, config)
+    with open(config) as handle:
+        text = handle.read()
+    assert "'objectstore' => \n  array (\n    'class' => '\\\\OC\\\\Files\\\\ObjectStore\\\\S3'," in text, text
+    assert "'bucket' => 'nextcloud'" in text and "'secret' => 'SECRETEXAMPLE'" in text
+    # Installed: the block is never written again, whatever it holds now.
+    with open(config, 'w') as handle:
+        handle.write("<?php\n$CONFIG = array (\n  'installed' => true,\n);\n")
+    _storage_tasks(tmp_path, True, config)
+    with open(config) as handle:
+        assert 'objectstore' not in handle.read()
