@@ -25,6 +25,7 @@ Environment:
 
 import argparse
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -402,6 +403,8 @@ class Lab:
                     "lab_name": self.name,
                     "lab_distro": self.distro,
                     "lab_subnet": self.subnet,
+                    # The controller reaches the containers from the network's gateway address.
+                    "lab_gateway": str(ipaddress.ip_network(self.subnet)[1]),
                     **extra_vars,
                     **self.storage_vars(),
                 },
