@@ -63,6 +63,8 @@ options:
     description: Seconds to wait for the endpoint.
     type: int
     default: 10
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full

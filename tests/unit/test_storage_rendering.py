@@ -61,8 +61,8 @@ def test_nfs_unit_has_hard_vers_4_2_noatime_by_default(tmp_path):
 
 
 def test_nfs_options_follow_the_variables(tmp_path):
-    unit, _, _ = _render_nfs(tmp_path, nfs_client_version='4.1', nfs_client_hard=False, nfs_client_noatime=False,
-                             nfs_client_extra_options=['_netdev'], nfs_client_mount_point='/data/nc')
+    unit = _render_nfs(tmp_path, nfs_client_version='4.1', nfs_client_hard=False, nfs_client_noatime=False,
+                       nfs_client_extra_options=['_netdev'], nfs_client_mount_point='/data/nc')[0]
     values = _unit_values(unit)
     assert values['Options'] == 'vers=4.1,soft,_netdev'
     assert values['Where'] == '/data/nc'
@@ -114,16 +114,17 @@ def test_s3_multibucket_block(tmp_path):
 def _storage_tasks(tmp_path, installed, config):
     """Runs the role's tasks/storage.yml (an include expands, so ansible_runner's one-result-per-task check does not
     apply: the JSON of the run is searched instead)."""
-    playbook = os.path.join(str(tmp_path), 'storage.yml')
-    with open(playbook, 'w') as handle:
-        json.dump([{'name': 'storage', 'hosts': 'localhost', 'gather_facts': False, 'tasks': [{
+    task = {
         'ansible.builtin.include_role': {'name': 'nextcloud_ha.cluster.nextcloud', 'tasks_from': 'storage.yml'},
         'vars': {'_nextcloud_config_file': config, '_nextcloud_cluster_installed': installed,
                  'nextcloud_storage_backend': 's3', 'nextcloud_s3_hostname': 's3.example.org',
                  'nextcloud_s3_key': 'AKEXAMPLE', 'nextcloud_s3_secret': 'SECRETEXAMPLE',
                  'nextcloud_web_user': 'root', 'nextcloud_web_group': 'root',
                  'nextcloud_ha_db_password': 'x', 'nextcloud_ha_admin_password': 'x',
-                 'nextcloud_ha_redis_password': 'x'}}]}], handle)
+                 'nextcloud_ha_redis_password': 'x'}}
+    playbook = os.path.join(str(tmp_path), 'storage.yml')
+    with open(playbook, 'w') as handle:
+        json.dump([{'name': 'storage', 'hosts': 'localhost', 'gather_facts': False, 'tasks': [task]}], handle)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_LOCALHOST_WARNING='0',
                ANSIBLE_INVENTORY_UNPARSED_WARNING='0', ANSIBLE_NOCOLOR='1')
     proc = subprocess.run([ANSIBLE_PLAYBOOK, playbook], cwd=str(tmp_path), env=env, capture_output=True, text=True,
