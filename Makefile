@@ -17,7 +17,7 @@ test: export LAB_NEXTCLOUD = standin
 test: export NCHA_TEST_MARK ?= not known_failing
 
 # Debian packages the controller needs for the tests (the lab installs podman and friends itself).
-HOST_PACKAGES := php-cli php-sqlite3 php-xml php-mbstring php-gd php-zip php-curl gnupg bzip2 rsync openssh-client ca-certificates
+HOST_PACKAGES := php-cli php-sqlite3 php-xml php-mbstring php-gd php-zip php-curl gnupg bzip2 rsync openssh-client ca-certificates openssl
 
 .PHONY: lab test test-disruptive deps venv unit standin lint sanity molecule down status
 
