@@ -3,6 +3,7 @@
 The lab must be up (`python -m lab up`, or molecule's create step). Hosts are reached over the
 ssh configuration the lab wrote, with sudo, exactly like Ansible reaches them.
 """
+import json
 import os
 import subprocess
 
@@ -69,3 +70,31 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(session, config, items):
     """Disruptive tests (failover, killed services, stopped containers) run last, in file order."""
     items.sort(key=lambda item: 1 if item.get_closest_marker("disruptive") else 0)
+
+
+# The failure scenarios' figures (issue #11): each disruptive test adds one row; the session prints them as one
+# table and writes them to tests/output/reliability.json.
+RELIABILITY = []
+RELIABILITY_COLUMNS = ("fault", "requests", "failed", "disruption_s", "data_lost", "recovery")
+
+
+@pytest.fixture(scope="session")
+def reliability():
+    """Append dict(fault=..., requests=..., failed=..., disruption_s=..., data_lost=..., recovery=...)."""
+    return RELIABILITY
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RELIABILITY:
+        return
+    rows = [[str(row.get(col, "")) for col in RELIABILITY_COLUMNS] for row in RELIABILITY]
+    widths = [max(len(col), *(len(r[i]) for r in rows)) for i, col in enumerate(RELIABILITY_COLUMNS)]
+    terminalreporter.section("reliability: failure scenarios under load")
+    terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(RELIABILITY_COLUMNS, widths)))
+    for r in rows:
+        terminalreporter.write_line("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+    out = os.path.join(ROOT, "tests", "output")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "reliability.json"), "w") as f:
+        json.dump(RELIABILITY, f, indent=2)
+    terminalreporter.write_line("written to tests/output/reliability.json")
