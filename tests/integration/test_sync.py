@@ -147,8 +147,6 @@ def test_second_sync_changes_nothing(synced, extra, lab_host):
     assert lab_host(NODE).check_output("stat -c %%i %s/config/config.php" % WEBROOT) == before
 
 
-@pytest.mark.known_failing(reason="on the combined cluster, sync.yml --check --diff does not list the master's "
-                                   "changed index.php (first run failed at the HAProxy socket lookup); under investigation")
 def test_check_mode_reports_a_pending_change_and_changes_nothing(synced, extra):
     sudo(MASTER, "touch -d '2001-01-01' %s/index.php 2>/dev/null || (echo x > %s/index.php; "
                  "chown www-data:www-data %s/index.php; touch -d 2001-01-01 %s/index.php)" % ((WEBROOT,) * 4))
