@@ -45,7 +45,7 @@ def expected_open(groups, src, dst, port):
     flows = [
         (lbs, None, [80, 443]),                      # clients (any address) to the load balancer
         (web, lbs, [80]),                            # load balancer to the web nodes
-        (web[1:], web[:1], [22]),                    # codebase sync from the master
+        (web[:1], web[1:], [22]),                    # codebase sync: the other web nodes pull from the master
         (redis, web + redis + sentinels, [6379]),    # Redis clients, replicas, Sentinels
         (sentinels, sentinels, [26379]),             # Sentinels to Sentinels
         (pg, web, [5432]),                           # PgBouncer on the web nodes to PostgreSQL
