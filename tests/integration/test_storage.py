@@ -1,0 +1,263 @@
+"""Shared storage (issue #8, docs/storage.md): GlusterFS on the web nodes, the backend guard, S3 preflight.
+
+Runs only on a lab deployed with the glusterfs backend:
+
+    LAB_NAME=mylab NCHA_STORAGE=glusterfs .venv/bin/python -m lab up
+    LAB_NAME=mylab .venv/bin/python -m lab deploy
+    LAB_NAME=mylab .venv/bin/pytest tests/integration/test_storage.py
+
+(`NCHA_STORAGE` makes `lab up` write nextcloud_storage_backend into the lab's inventory.) The S3 tests also need
+the lab's S3 emulator (`NCHA_S3=moto`, see docs/storage.md); without it they are skipped and say so.
+"""
+import json
+import os
+import re
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from ha_helpers import DOMAIN, GROUPS, HOSTS, INVENTORY, ROOT, container, playbook, recap_changed, sudo, wait_ssh
+
+with open(os.path.join(INVENTORY, "hosts.yml")) as _f:
+    _VARS = (yaml.safe_load(_f).get("all") or {}).get("vars") or {}
+BACKEND = _VARS.get("nextcloud_storage_backend", "local")
+
+pytestmark = pytest.mark.skipif(
+    BACKEND != "glusterfs",
+    reason="the lab was not deployed with the glusterfs backend (NCHA_STORAGE=glusterfs python -m lab up; deploy)")
+
+VOLUME = "nextcloud"
+DATA = "/srv/nextcloud/data"
+BRICK = "/srv/glusterfs/nextcloud/brick"
+WEB = GROUPS.get("webservers", [])
+LB = (GROUPS.get("haproxy") or [None])[0]
+CONFIG = "/var/www/nextcloud/config/config.php"
+FACT = "/etc/ansible/facts.d/nextcloud_storage.fact"
+
+
+def http(url, host=None, timeout=20):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the lab's self-signed certificate
+    req = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as res:
+            return res.status, json.loads(res.read().decode() or "null")
+    except urllib.error.HTTPError as err:
+        body = err.read().decode()
+        try:
+            return err.code, json.loads(body)
+        except ValueError:
+            return err.code, body
+
+
+def node_probe(node, query):
+    return http("http://%s/probe.php?%s" % (HOSTS[node], query), host=HOSTS[node])
+
+
+def lb_probe(query):
+    return http("https://%s/probe.php?%s" % (HOSTS[LB], query), host=DOMAIN)
+
+
+def heal_pending():
+    """Pending self-heal entries per brick, from `gluster volume heal VOL info` on the first web node."""
+    out = sudo(WEB[0], "gluster volume heal %s info" % VOLUME).stdout
+    counts = [int(line.split(":")[1]) for line in out.splitlines() if line.startswith("Number of entries:")
+              and line.split(":")[1].strip().isdigit()]
+    return counts, out
+
+
+def state_snapshot():
+    """What a refused run must leave alone: config.php, the fact file, the mounts and the units of every web node."""
+    snap = {}
+    for node in WEB:
+        snap[node] = sudo(node, "sha256sum %s %s; findmnt -n -o FSTYPE,SOURCE --mountpoint %s; "
+                                "ls /etc/systemd/system/*.mount 2>/dev/null; stat -c %%Y %s"
+                          % (CONFIG, FACT, DATA, CONFIG)).stdout
+    return snap
+
+
+def test_data_dir_is_the_gluster_volume_on_every_web_node():
+    for node in WEB:
+        res = sudo(node, "findmnt -n -o FSTYPE,SOURCE --mountpoint %s" % DATA)
+        fstype, source = res.stdout.split()
+        assert fstype == "fuse.glusterfs", (node, res.stdout)
+        assert source.endswith(":/" + VOLUME), (node, res.stdout)
+        state = sudo(node, "systemctl show -p ActiveState,UnitFileState srv-nextcloud-data.mount").stdout
+        assert "ActiveState=active" in state and "UnitFileState=enabled" in state, (node, state)
+        unit = sudo(node, "systemctl cat srv-nextcloud-data.mount").stdout
+        others = [HOSTS[w] for w in WEB if HOSTS[w] != source.split(":")[0]]
+        assert "backup-volfile-servers=" + ":".join(others) in unit and "Type=glusterfs" in unit, (node, unit)
+        # The running FUSE client was given every peer as a volfile server.
+        client = sudo(node, "ps -o args= -C glusterfs | grep -- '%s'" % DATA).stdout
+        for peer in [source.split(":")[0]] + others:
+            assert "--volfile-server=%s" % peer in client, (node, client)
+
+
+def test_volume_is_replicated_over_the_web_nodes_and_tuned():
+    info = sudo(WEB[0], "gluster volume info %s" % VOLUME).stdout
+    assert "Type: Replicate" in info and "Status: Started" in info, info
+    assert "Number of Bricks: 1 x %d = %d" % (len(WEB), len(WEB)) in info, info
+    for node in WEB:
+        assert "%s:%s" % (HOSTS[node], BRICK) in info, (node, info)
+    assert "network.ping-timeout: 10" in info and "performance.parallel-readdir: on" in info, info
+    pool = sudo(WEB[0], "gluster pool list").stdout
+    assert pool.count("Connected") == len(WEB), pool
+
+
+def test_php_fpm_and_apache_start_after_the_mount():
+    for node in WEB:
+        fpm = sudo(node, "systemctl list-unit-files --no-legend 'php*-fpm.service' | awk '{print $1}'").stdout.split()
+        for service in ["apache2.service"] + fpm:
+            show = sudo(node, "systemctl show -p RequiresMountsFor,After,Requires %s" % service).stdout
+            requires = show.split("RequiresMountsFor=")[1].split("\n")[0].split()
+            assert DATA in requires, (node, service, show)
+            assert "srv-nextcloud-data.mount" in show.split("After=")[1].split("\n")[0], (node, service, show)
+
+
+def test_file_written_through_web1_is_read_through_web2():
+    key = "storage-%d-%d" % (os.getpid(), int(time.time()))
+    code, body = node_probe(WEB[0], "write=%s&checks=datadir" % key)
+    assert code == 200 and body["write"]["ok"], body
+    code, body = node_probe(WEB[1], "read=%s&checks=datadir" % key)
+    assert body["read"]["found_file"] is True, body
+    assert body["read"]["file"]["hostname"] == WEB[0], body
+    for node in WEB:  # one copy per brick
+        sudo(node, "test -s %s/probe/%s" % (BRICK, key))
+
+
+def test_backend_recorded_at_install():
+    for node in WEB:
+        fact = json.loads(sudo(node, "cat %s" % FACT).stdout)
+        assert fact == {"backend": "glusterfs", "datadirectory": DATA}, (node, fact)
+
+
+@pytest.mark.parametrize("extra", [
+    ["playbooks/storage.yml", "-e", "nextcloud_storage_backend=nfs", "-e", "nfs_client_server=nas.invalid",
+     "-e", "nfs_client_export=/export"],
+    ["playbooks/web.yml", "-e", "nextcloud_storage_backend=local"],
+    ["playbooks/web.yml", "-e", "nextcloud_storage_backend=s3", "-e", "nextcloud_s3_hostname=s3.invalid",
+     "-e", "nextcloud_s3_key=k", "-e", "nextcloud_s3_secret=s"],
+], ids=["to-nfs", "to-local", "to-s3"])
+def test_switching_the_backend_of_the_installed_cluster_is_refused_and_changes_nothing(extra):
+    before = state_snapshot()
+    res = playbook(extra[0].split("/")[1], extra[1:], timeout=900)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out[-3000:]
+    assert "REFUSED: Nextcloud is installed on" in out, out[-3000:]
+    assert "with the storage backend 'glusterfs'" in out and "Nothing was changed" in out, out[-3000:]
+    changed = recap_changed(res.stdout)
+    assert changed and all(n == 0 for n in changed.values()), changed
+    assert state_snapshot() == before
+
+
+def test_second_converge_of_storage_and_web_changes_nothing():
+    for name in ("storage.yml", "web.yml"):
+        res = playbook(name, timeout=1200)
+        assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+        changed = recap_changed(res.stdout)
+        assert changed and all(n == 0 for n in changed.values()), (name, changed)
+
+
+def test_capacity_preflight_prints_the_figures_and_fails_below_the_threshold():
+    res = playbook("storage.yml", ["-e", "nextcloud_storage_free_fail_gb=100000", "-e",
+                                   "nextcloud_storage_free_warn_gb=100000"], timeout=600)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "GiB free of" in out and "inodes free of" in out, out[-3000:]
+    assert "below nextcloud_storage_free_fail_gb (100000)" in out, out[-3000:]
+    assert all(n == 0 for n in recap_changed(res.stdout).values())
+
+
+def s3_check(host, **overrides):
+    """Run the s3_bucket_check module on a web node against the lab's S3 emulator; returns (rc, output)."""
+    args = {"hostname": _VARS["nextcloud_s3_hostname"], "port": _VARS["nextcloud_s3_port"], "use_ssl": False,
+            "use_path_style": True, "access_key": _VARS["nextcloud_ha_s3_key"],
+            "secret_key": _VARS["nextcloud_ha_s3_secret"], "bucket": _VARS["nextcloud_s3_bucket"]}
+    args.update(overrides)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="false")
+    res = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible"), host, "-i", INVENTORY, "-m",
+                          "nextcloud_ha.cluster.s3_bucket_check", "-a", json.dumps(args)],
+                         capture_output=True, text=True, timeout=180, cwd=ROOT, env=env)
+    return res.returncode, res.stdout + res.stderr
+
+
+s3_lab = pytest.mark.skipif(_VARS.get("lab_s3_emulator") != "moto",
+                            reason="the lab runs no S3 emulator (NCHA_S3=moto python -m lab up)")
+
+
+@s3_lab
+def test_s3_preflight_fails_with_wrong_credentials():
+    rc, out = s3_check(WEB[0], secret_key="not-the-secret", create=True)
+    assert rc != 0 and "refused the credentials (HTTP 403)" in out, out
+    rc, out = s3_check(WEB[0], access_key="AKIANOSUCHKEY0000000", create=True)
+    assert rc != 0 and "refused the credentials" in out, out
+    rc, out = s3_check(WEB[0], port=1, create=True)
+    assert rc != 0 and "does not answer" in out, out
+
+
+@s3_lab
+def test_s3_preflight_passes_with_right_credentials_and_creates_the_bucket():
+    bucket = "storage-test-%d" % int(time.time())
+    rc, out = s3_check(WEB[0], bucket=bucket)
+    assert rc != 0 and "does not exist" in out, out
+    rc, out = s3_check(WEB[0], bucket=bucket, create=True)
+    assert rc == 0 and re.search(r'created"?: true', out), out
+    for node in WEB:  # every web node now finds it, and nothing changes
+        rc, out = s3_check(node, bucket=bucket)
+        assert rc == 0 and re.search(r'exists"?: true', out) and re.search(r'changed"?: false', out), (node, out)
+
+
+@pytest.mark.disruptive
+def test_one_gluster_peer_down_cluster_serves_then_self_heals():
+    """web2's container stops (glusterd, its brick and its web server with it): HAProxy keeps serving reads and
+    writes from web1; when web2 is back, its mount returns and self-heal copies what it missed."""
+    down = WEB[1]
+    key_before = "storage-before-%d" % int(time.time())
+    code, body = lb_probe("checks=none&write=%s" % key_before)
+    assert code == 200, body
+    container("stop", down)
+    try:
+        keys = []
+        deadline = time.time() + 60
+        ok = 0
+        while time.time() < deadline and ok < 5:
+            key = "storage-down-%d-%d" % (int(time.time() * 1000), ok)
+            code, body = lb_probe("checks=none&write=%s" % key)
+            if code == 200:
+                assert body["hostname"] == WEB[0], body
+                keys.append(key)
+                ok += 1
+            else:
+                time.sleep(2)  # HAProxy marks web2 down within its health check interval
+        assert ok == 5, "writes through HAProxy with %s down failed: %s %s" % (down, code, body)
+        code, body = lb_probe("checks=datadir&read=%s" % key_before)
+        assert code == 200 and body["read"]["found_file"] is True, body
+    finally:
+        container("start", down)
+    wait_ssh(down)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        res = sudo(down, "findmnt -n -o FSTYPE --mountpoint %s" % DATA, check=False)
+        if res.stdout.strip() == "fuse.glusterfs":
+            break
+        time.sleep(2)
+    assert res.stdout.strip() == "fuse.glusterfs", "the volume is not mounted again on %s" % down
+    sudo(WEB[0], "gluster volume heal %s" % VOLUME, check=False)  # start an index heal now, not at the next crawl
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        counts, out = heal_pending()
+        if len(counts) == len(WEB) and sum(counts) == 0:
+            break
+        time.sleep(3)
+    assert len(counts) == len(WEB) and sum(counts) == 0, out
+    for node in WEB:
+        for key in keys:
+            sudo(node, "test -s %s/probe/%s" % (BRICK, key))
+    code, body = node_probe(down, "read=%s&checks=datadir" % keys[-1])
+    assert code == 200 and body["read"]["found_file"] is True, body
