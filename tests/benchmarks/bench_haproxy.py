@@ -25,9 +25,9 @@ import ha_helpers  # noqa: E402
 import loadgen  # noqa: E402
 
 
-def measure(url, rate, duration, threads):
+def measure(url, rate, duration, threads, stop_after=None):
     return loadgen.run(url, rate=rate, duration=duration, allowed=ha_helpers.allowed_addresses(),
-                       host_header=ha_helpers.DOMAIN, threads=threads)
+                       host_header=ha_helpers.DOMAIN, threads=threads, stop_after=stop_after)
 
 
 def row(label, run):
@@ -72,8 +72,10 @@ def main():
     for mode, rate, threads in (("paced %g/s" % args.rate, args.rate, args.threads),
                                 ("max, %d conns" % args.threads, 10000.0, args.threads)):
         duration = args.duration if mode.startswith("paced") else min(args.duration, 10.0)
-        direct = measure(direct_url, rate, duration, threads)
-        through = measure(lb_url, rate, duration, threads)
+        # The unpaced runs are bounded in time (no request starts after `duration`), not in count.
+        stop_after = None if mode.startswith("paced") else duration
+        direct = measure(direct_url, rate, duration, threads, stop_after)
+        through = measure(lb_url, rate, duration, threads, stop_after)
         rows.append(row("%s, direct to %s (HTTP)" % (mode, web), direct))
         rows.append(row("%s, through HAProxy (HTTPS)" % mode, through))
         figures[mode] = (direct, through)

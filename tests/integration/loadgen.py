@@ -109,12 +109,14 @@ def _check_target(url, allowed):
         raise ValueError("load generator: %s is neither loopback nor one of the lab's addresses %s" % (host, allowed))
 
 
-def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=60.0, events=()):
+def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=60.0, events=(), stop_after=None):
     """GET `url` `rate` times per second for `duration` seconds; returns a Run.
 
     `url` is one URL or a list of URLs on the same server, used in turn; "{n}" in a URL becomes the request's
     number and "{run}" an id of this run (unique keys for requests that write).
     `events` is a list of (seconds, callable) run from a separate thread at those offsets (stop a service, ...).
+    `stop_after`: no request starts later than this many seconds into the run (throughput runs, whose rate the
+    servers cannot keep up with); by default every one of the rate x duration requests is sent, however late.
     """
     urls = [url] if isinstance(url, str) else list(url)
     for u in urls:
@@ -145,7 +147,7 @@ def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=6
         while True:
             with lock:
                 i = state["next"]
-                if i >= count:
+                if i >= count or (stop_after is not None and time.monotonic() - t0 > stop_after):
                     break
                 state["next"] = i + 1
             due = t0 + i / rate
