@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from conftest import RELIABILITY
 from ha_helpers import (GROUPS, STATE, container, fpm_service, scenario, servers_state, sudo, wait_ssh,
                         web_tier_ready)
 
@@ -20,6 +21,12 @@ RESULTS = os.path.join(STATE, "haproxy_failures.json")
 
 
 def record(figures):
+    """Keep the figures for bench_haproxy.py's table, and add the scenario to the session's reliability table."""
+    RELIABILITY.append({
+        "fault": figures["scenario"], "requests": figures["requests"], "failed": figures["failed"],
+        "disruption_s": figures["failure_window_s"], "data_lost": figures.get("data_lost", "-"),
+        "recovery": figures.get("recovery", "self (HAProxy health checks)"),
+    })
     data = {}
     if os.path.exists(RESULTS):
         with open(RESULTS) as f:
