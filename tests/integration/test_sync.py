@@ -148,8 +148,11 @@ def test_second_sync_changes_nothing(synced, extra, lab_host):
 
 
 def test_check_mode_reports_a_pending_change_and_changes_nothing(synced, extra):
-    sudo(MASTER, "touch -d '2001-01-01' %s/index.php 2>/dev/null || (echo x > %s/index.php; "
-                 "chown www-data:www-data %s/index.php; touch -d 2001-01-01 %s/index.php)" % ((WEBROOT,) * 4))
+    # a new mtime on every run (a fixed date is no change at all once an earlier run synced it)
+    stamp = "@%d" % (978307200 + int(time.time()) % 86400 * 7 + os.getpid() % 7)
+    sudo(MASTER, "touch -d %s %s/index.php 2>/dev/null || (echo x > %s/index.php; "
+                 "chown www-data:www-data %s/index.php; touch -d %s %s/index.php)"
+         % (stamp, WEBROOT, WEBROOT, WEBROOT, stamp, WEBROOT))
     before = digest(NODE, WEBROOT)
     out = playbook(*extra, "--check", "--diff").stdout
     assert "~ index.php" in out or "+ index.php" in out
@@ -249,8 +252,10 @@ def test_transfer_killed_half_way_leaves_old_tree_then_next_sync_completes(synce
     """Kill the export on the master in the middle of the stream: web2 keeps serving its old tree."""
     before = digest(NODE, WEBROOT)
     # a large new file, so that the stream takes a few seconds
-    sudo(MASTER, "head -c 120000000 /dev/urandom > %s/core/js/huge.js && chown www-data:www-data %s/core/js/huge.js"
-         % (WEBROOT, WEBROOT), timeout=300)
+    # (in a folder of its own: the real tree, or the lab's stand-in release, need not have core/js)
+    r = sudo(MASTER, "mkdir -p %s/synctest-huge && head -c 120000000 /dev/urandom > %s/synctest-huge/huge.js && "
+                     "chown -R www-data:www-data %s/synctest-huge" % (WEBROOT, WEBROOT, WEBROOT), timeout=300)
+    assert r.returncode == 0, r.stderr
     proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", INVENTORY,
                              os.path.join(ROOT, "playbooks", "sync.yml")] + SSH_ARGS + list(extra),
                             cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")),
@@ -272,12 +277,12 @@ def test_transfer_killed_half_way_leaves_old_tree_then_next_sync_completes(synce
     assert killed, "the transfer finished before it could be killed:\n" + out[-3000:]
     assert proc.returncode != 0
     assert digest(NODE, WEBROOT) == before
-    assert not lab_host(NODE).file(WEBROOT + "/core/js/huge.js").exists
+    assert not lab_host(NODE).file(WEBROOT + "/synctest-huge/huge.js").exists
     assert lab_host(NODE).run("ls -d /var/www/.nextcloud-*.codebase_sync-staging").rc != 0
     if web_tier:
         assert '"installed":true' in sudo(NODE, "curl -fsS http://127.0.0.1/status.php").stdout.replace(" ", "")
     # the next sync completes
     playbook(*extra)
     assert digest(MASTER, WEBROOT) == digest(NODE, WEBROOT)
-    sudo(MASTER, "rm -f %s/core/js/huge.js" % WEBROOT)
+    sudo(MASTER, "rm -rf %s/synctest-huge" % WEBROOT)
     playbook(*extra)
