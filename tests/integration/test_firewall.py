@@ -132,6 +132,7 @@ def test_a_ruleset_that_locks_the_controller_out_is_rolled_back(inventory, clust
     assert after.returncode == 0
     assert _rules(after.stdout) == before
     # A new ssh connection gets in, and the file loaded at boot is the rolled back one too.
-    boot = ssh(target, "sudo sh -c 'nft -c -f /etc/nextcloud-ha/firewall.nft && cat /etc/nextcloud-ha/firewall.nft'")
+    boot_file = "/etc/nextcloud-ha/firewall/firewall.nft"
+    boot = ssh(target, "sudo sh -c 'nft -c -f %s && cat %s'" % (boot_file, boot_file))
     assert boot.returncode == 0, boot.stderr
     assert "dport 2222" not in boot.stdout and "trusted network" in boot.stdout
