@@ -224,11 +224,14 @@ def test_web_playbook_accepts_the_upgraded_cluster_once_the_inventory_says_so(in
 def test_upgrade_33_to_34_leaves_cluster_at_34(inventory):
     if versions(inventory) != {n: "33.0.0" for n in inventory.group("webservers")}:
         pytest.skip("the cluster is not at 33.0.0 (the upgrade test did not pass)")
+    key = KEY + "-34"
+    code, body = lb_get(inventory, "/probe.php?checks=db&write=%s" % key)
+    assert code == 200, body
     proc = upgrade("34.0.0", timeout=1200)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     for node in inventory.group("webservers"):
         st = status(node)
         assert st["versionstring"] == "34.0.0" and st["installed"] is True, (node, st)
         assert st["maintenance"] is False and st["needsDbUpgrade"] is False, (node, st)
-    code, body = lb_get(inventory, "/probe.php?checks=db&read=%s" % KEY)
+    code, body = lb_get(inventory, "/probe.php?checks=db&read=%s" % key)
     assert code == 200 and json.loads(body)["read"]["found_row"] is True, body
