@@ -13,8 +13,6 @@ export PY_COLORS ?= 0
 export NO_COLOR ?= 1
 # Tests always install the Nextcloud test stand-in, never depend on the internet.
 test: export LAB_NEXTCLOUD = standin
-# ...and run the failure scenarios too (they run last, after every other test of the deployed cluster).
-test: export NCHA_TEST_MARK ?= not known_failing
 
 # Debian packages the controller needs for the tests (the lab installs podman and friends itself).
 HOST_PACKAGES := php-cli php-sqlite3 php-xml php-mbstring php-gd php-zip php-curl gnupg bzip2 rsync openssh-client ca-certificates openssl
