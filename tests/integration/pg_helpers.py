@@ -45,7 +45,10 @@ def wait_for(predicate, timeout, interval=0.5):
     """Poll predicate() until it returns a truthy value or timeout seconds pass; returns the last value."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except subprocess.TimeoutExpired:  # a host still booting can hold a connection; that is a "not yet"
+            value = None
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
