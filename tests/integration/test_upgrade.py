@@ -21,6 +21,7 @@ import pytest
 
 from conftest import ROOT, STATE, ssh
 from lab_paths import INVENTORY, LAB_VARS
+from test_sync import recap
 
 pytestmark = pytest.mark.disruptive
 
@@ -48,13 +49,6 @@ def playbook(name, *extra, timeout=900):
 
 def upgrade(version, *extra, timeout=900):
     return playbook("upgrade.yml", "-e", "nextcloud_upgrade_version=%s" % version, *extra, timeout=timeout)
-
-
-def recap(output):
-    out = {}
-    for m in re.finditer(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M):
-        out[m.group(1)] = {"ok": int(m.group(2)), "changed": int(m.group(3)), "failed": int(m.group(5))}
-    return out
 
 
 def sudo(host, cmd, timeout=120):
