@@ -222,7 +222,10 @@ def test_reload_answers_idle_keep_alive_connections(web_tier):
             outcomes.append((type(exc).__name__, str(exc)))
         finally:
             conn.close()
-    assert outcomes == [(200, "close")] * 4, outcomes
+    # Every idle connection gets its answer. A request sent before the old worker started stopping is answered
+    # as usual (keep-alive); once it stops, the answer says "Connection: close" instead of the socket closing.
+    assert all(status == 200 for status, _ in outcomes), outcomes
+    assert outcomes[-1] == (200, "close"), outcomes
 
 
 @pytest.mark.parametrize("web", WEB)
