@@ -16,6 +16,9 @@ Environment:
   LAB_SUBNET  the /24 of the lab network (default derived from LAB_NAME in 10.213.0.0/16)
   LAB_NEXTCLOUD  `standin` (always use the test stand-in, as the tests do) or `auto` (default: the
               official release when download.nextcloud.com answers, else the stand-in, said loudly)
+  LAB_EXTRA_HOSTS  comma-separated hosts of topology.yml's extra_hosts to add to the lab (`web3`: a third web
+              node, for the scale-out test); `up` without them removes their containers and writes the default
+              inventory again
   NCHA_STORAGE  shared storage backend written into the inventory as nextcloud_storage_backend
               (`glusterfs`, `s3`, `nfs`; unset = the role default `local`); see docs/storage.md
   NCHA_S3     `moto`: run moto's S3 server (an S3 emulator, from PyPI wheels the host downloads) on the mirror
@@ -176,7 +179,16 @@ class Lab:
         octet = 20 + int(hashlib.sha256(self.name.encode()).hexdigest(), 16) % 200
         self.subnet = os.environ.get("LAB_SUBNET", "10.213.%d.0/24" % octet)
         self.prefix = self.subnet.rsplit(".", 1)[0]
-        self.hosts = self.topology["hosts"]
+        extra = self.topology.get("extra_hosts") or {}
+        wanted = [h for h in os.environ.get("LAB_EXTRA_HOSTS", "").replace(" ", "").split(",") if h]
+        unknown = sorted(set(wanted) - set(extra))
+        if unknown:
+            raise SystemExit("lab: LAB_EXTRA_HOSTS names hosts that topology.yml's extra_hosts does not have: %s"
+                             % ", ".join(unknown))
+        self.hosts = dict(self.topology["hosts"])
+        self.hosts.update((h, extra[h]) for h in extra if h in wanted)
+        # Addresses follow the order of hosts then extra_hosts, whichever extra hosts are in this lab.
+        self.address_order = list(self.topology["hosts"]) + list(extra)
 
     # ---- paths
     @property
@@ -204,7 +216,7 @@ class Lab:
         return "%s-%s" % (self.name, host)
 
     def address(self, host):
-        return "%s.%d" % (self.prefix, 10 + list(self.hosts).index(host))
+        return "%s.%d" % (self.prefix, 10 + self.address_order.index(host))
 
     # ---- host machine preparation
     def ensure_host_tools(self):
