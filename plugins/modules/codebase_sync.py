@@ -237,36 +237,28 @@ changed_paths:
 
 import fcntl
 import os
-import shutil
-import tempfile
 import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.codebase_sync import (
-    MASTER_SCRIPT,
-    ScanCancelled,
     SyncError,
     decode_manifest,
     describe_changes,
     diff_manifests,
     exchange,
-    explain_ssh_failure,
     export_request,
     extract_argv,
     find_excluded_dirs,
     link_copy,
     parse_patterns,
-    parse_pipeline_status,
-    parse_tar_totals,
     paths_to_clear,
-    pipeline_argv,
     remove_entry,
     safe_remove_tree,
-    scan_tree,
     ssh_argv,
-    ssh_master_argv,
+    tree_manifest,
     validate_abs_path,
+    ExportSession,
 )
 
 
@@ -305,81 +297,26 @@ class CodebaseSync(object):
             raise SyncError('the ssh key %s does not exist on this node' % p['ssh_key'])
         self.ssh_bin = module.get_bin_path('ssh', required=True)
         self.tar_bin = module.get_bin_path('tar', required=True)
-        self.bash_bin = module.get_bin_path('bash', required=True)
         self.cp_bin = module.get_bin_path('cp', required=True)
+        self.find_bin = module.get_bin_path('find', required=True)
         self.bytes = 0
         self.staging_from = None
-        self.prev_scan = {}
         self.timings = {}
-        self.control_dir = self.control_path = None
         self.prebuild = None
         self.prebuilt_ok = False
         self.prebuild_error = None
 
     # -- talking to the master ---------------------------------------------------------------
 
-    def _ssh(self, action):
+    def session(self, action, send=True):
+        """Open the ssh session with the export program on the master (see ExportSession)."""
         p = self.module.params
         argv = ssh_argv(self.ssh_bin, self.src_host, p['ssh_user'], p['ssh_key'],
                         export_request(action, self.src_path, p['exclude']),
-                        port=p['ssh_port'], known_hosts=p['known_hosts'],
-                        connect_timeout=p['connect_timeout'], control_path=self.control_path)
-        if action != 'tar-list':
+                        port=p['ssh_port'], known_hosts=p['known_hosts'], connect_timeout=p['connect_timeout'])
+        if not send:
             argv.insert(1, '-n')   # nothing to send: stdin from /dev/null
-        return argv
-
-    def open_master(self):
-        """One ssh connection for the manifest and the transfer (saves a handshake per sync)."""
-        p = self.module.params
-        self.control_dir = tempfile.mkdtemp(prefix='codebase_sync.')
-        self.control_path = os.path.join(self.control_dir, 'cm')
-        errfile = os.path.join(self.control_dir, 'master.err')
-        argv = [self.bash_bin, '-c', MASTER_SCRIPT, 'codebase_sync', errfile] + ssh_master_argv(
-            self.ssh_bin, self.src_host, p['ssh_user'], p['ssh_key'], self.control_path, port=p['ssh_port'],
-            known_hosts=p['known_hosts'], connect_timeout=p['connect_timeout'])
-        rc, _out, _err = self.module.run_command(argv)
-        if rc != 0:
-            with open(errfile, 'rb') as f:
-                raise SyncError(explain_ssh_failure(255, _text(f.read()), self.src_host, p['ssh_user']))
-
-    def close_master(self):
-        if not self.control_dir:
-            return
-        if os.path.exists(self.control_path):
-            p = self.module.params
-            self.module.run_command([self.ssh_bin, '-o', 'ControlPath=%s' % self.control_path, '-O', 'exit',
-                                     '-p', str(p['ssh_port']), '-l', p['ssh_user'], '--', self.src_host])
-        shutil.rmtree(self.control_dir, ignore_errors=True)
-        self.control_dir = self.control_path = None
-
-    def remote_manifest(self):
-        rc, out, err = self.module.run_command(self._ssh('manifest'), encoding=None)
-        if rc != 0:
-            raise SyncError(explain_ssh_failure(rc, _text(err), self.src_host, self.module.params['ssh_user']))
-        self.bytes += len(out)
-        return decode_manifest(out)
-
-    def stream(self, action, into, names=None, index_file=None):
-        """Run ssh -> tar -x into ``into``."""
-        errfile = os.path.join(self.module.tmpdir, 'ssh.err')
-        argv = pipeline_argv(self.bash_bin, self._ssh(action), extract_argv(self.tar_bin, into, index_file), errfile)
-        data = None
-        if names is not None:
-            data = b''.join(os.fsencode(n) + b'\0' for n in names)
-        rc, out, err = self.module.run_command(argv, data=data, binary_data=True)
-        ssh_rc, tar_rc = parse_pipeline_status(err)
-        ssh_err = ''
-        if os.path.exists(errfile):
-            with open(errfile, 'rb') as f:
-                ssh_err = _text(f.read())
-        if ssh_rc is None:
-            raise SyncError('the transfer did not run (exit %s): %s %s' % (rc, err.strip(), ssh_err.strip()))
-        if ssh_rc != 0:
-            raise SyncError(explain_ssh_failure(ssh_rc, ssh_err, self.src_host, self.module.params['ssh_user']))
-        if tar_rc != 0:
-            raise SyncError('extracting the tree on this node failed (tar exit %d): %s' % (tar_rc, err.strip()))
-        self.bytes += parse_tar_totals(err)
-        return out
+        return ExportSession(argv, self.module.tmpdir, self.src_host, p['ssh_user'], send=send)
 
     # -- local tree operations ---------------------------------------------------------------
 
@@ -454,91 +391,9 @@ class CodebaseSync(object):
             if not check:
                 self.recover()
                 self.cleanup()
-            exists = os.path.isdir(self.dest)
-            if not exists and not check:
-                # first sync: one stream of the whole tree, no manifest round trip
-                os.mkdir(self.staging, 0o700)
-                index = os.path.join(self.module.tmpdir, 'extracted.txt')
-                t0 = time.time()
-                self.stream('tar', self.staging, index_file=index)
-                self.timings['transfer'] = round(time.time() - t0, 3)
-                with open(index, 'rb') as f:
-                    names = [_member_name(_text(line).rstrip('\n')) for line in f if line.strip()]
-                self.swap()
-                result.update(changed=True, method='full', files_changed=len(names))
-                if self.module._diff:
-                    result['changed_paths'] = describe_changes(sorted(names), [], {}, {},
-                                                               self.module.params['diff_max_paths'])
-                return self.finish(result)
-            # scan this node's tree while the ssh connection is made and the master computes and sends its
-            # manifest (both wait on other processes, so the scan has the interpreter to itself)
-            t0 = time.time()
-            local = {}
-            scanner = None
-            local_done = threading.Event()
-            cancel = threading.Event()
-            if exists:
-                scanner = threading.Thread(target=self._scanner, args=(local, local_done, cancel, not check))
-                scanner.start()
-            else:
-                local_done.set()
-            if exists and not check and self.previous and not os.path.lexists(self.previous):
-                # No previous tree to recycle (the last run was a first sync): every later sync needs a
-                # second tree to build on, so make it now, a hard-linked copy of this one, while the
-                # comparison runs. A sync uses it as its staging tree; a no-op run keeps it as the
-                # previous tree (identical to this one) for the next sync to recycle.
-                self.prebuild = threading.Thread(target=self._prebuild)
-                self.prebuild.start()
-            try:
-                self.open_master()
-                self.timings['connect'] = round(time.time() - t0, 3)
-                src = self.remote_manifest()
-                local_done.wait()
-            except BaseException:
-                cancel.set()
-                raise
-            finally:
-                if scanner is not None and cancel.is_set():
-                    scanner.join()
-            self.timings['compare'] = round(time.time() - t0, 3)
-            if 'error' in local:
-                cancel.set()
-                scanner.join()
-                raise SyncError('cannot read %s: %s' % (self.dest, local['error']))
-            dest = local.get('manifest', {})
-            changed, removed = diff_manifests(src, dest)
-            if not changed and not removed or check:
-                # nothing will be staged: stop reading the previous tree
-                cancel.set()
-            if scanner is not None:
-                scanner.join()
-            result['files_changed'] = len(changed) + len(removed)
-            if self.module._diff:
-                result['changed_paths'] = describe_changes(changed, removed, src, dest,
-                                                           self.module.params['diff_max_paths'])
-            if not changed and not removed:
-                if self.prebuild is not None:
-                    t0 = time.time()
-                    if self._prebuilt():
-                        os.rename(self.staging, self.previous)
-                    self.timings['stage'] = round(time.time() - t0, 3)
-                return self.finish(result)
-            result['changed'] = True
-            result['method'] = 'incremental' if exists else 'full'
-            if check:
-                return self.finish(result)
-            t0 = time.time()
-            names = self.prepare_staging(src, dest, changed, removed, local.get('excluded', []))
-            result['staging_from'] = self.staging_from
-            self.timings['stage'] = round(time.time() - t0, 3)
-            t0 = time.time()
-            if names:
-                self.stream('tar-list', self.staging, names=names)
-            self.timings['transfer'] = round(time.time() - t0, 3)
-            t0 = time.time()
-            result['previous_path'] = self.swap()
-            self.timings['swap'] = round(time.time() - t0, 3)
-            return self.finish(result)
+            if not os.path.isdir(self.dest) and not check:
+                return self.first_sync(result)
+            return self.compare_and_sync(result)
         except BaseException:
             if self.prebuild is not None:
                 self.prebuild.join()
@@ -546,9 +401,97 @@ class CodebaseSync(object):
                 self.cleanup()
             raise
         finally:
-            self.close_master()
             if lock is not None:
                 lock.close()
+
+    def first_sync(self, result):
+        """An empty node: one stream of the whole tree, no manifest round trip."""
+        os.mkdir(self.staging, 0o700)
+        index = os.path.join(self.module.tmpdir, 'extracted.txt')
+        t0 = time.time()
+        session = self.session('tar', send=False)
+        try:
+            session.extract(extract_argv(self.tar_bin, self.staging, index))
+        finally:
+            session.close()
+            self.bytes += session.bytes
+        self.timings['transfer'] = round(time.time() - t0, 3)
+        with open(index, 'rb') as f:
+            listing = f.read()
+        t0 = time.time()
+        self.swap()
+        self.timings['swap'] = round(time.time() - t0, 3)
+        result.update(changed=True, method='full', files_changed=listing.count(b'\n'))
+        if self.module._diff:
+            names = sorted(_member_name(_text(line)) for line in listing.split(b'\n') if line.strip())
+            result['changed_paths'] = describe_changes(names, [], {}, {}, self.module.params['diff_max_paths'])
+        return self.finish(result)
+
+    def compare_and_sync(self, result):
+        """Compare both manifests over one ssh session; when they differ, stage, fetch what differs, swap."""
+        check = self.module.check_mode
+        exists = os.path.isdir(self.dest)
+        t0 = time.time()
+        # this node's tree is read (find, another process) while the ssh connection is made and the master
+        # reads its own
+        local = {}
+        scanner = None
+        if exists:
+            scanner = threading.Thread(target=self._scan_local, args=(local,))
+            scanner.start()
+        if exists and not check and self.previous and not os.path.lexists(self.previous):
+            # No previous tree to recycle (the last run was a first sync): every later sync needs a
+            # second tree to build on, so make it now, a hard-linked copy of this one, while the
+            # comparison runs. A sync uses it as its staging tree; a no-op run keeps it as the
+            # previous tree (identical to this one) for the next sync to recycle.
+            self.prebuild = threading.Thread(target=self._prebuild)
+            self.prebuild.start()
+        session = self.session('sync')
+        try:
+            try:
+                src = decode_manifest(session.read_manifest())
+            finally:
+                self.timings['manifest'] = round(time.time() - t0, 3)
+                if scanner is not None:
+                    scanner.join()
+            if 'error' in local:
+                raise SyncError('cannot read %s: %s' % (self.dest, local['error']))
+            dest = local.get('manifest', {})
+            changed, removed = diff_manifests(src, dest)
+            self.timings['compare'] = round(time.time() - t0, 3)
+            result['files_changed'] = len(changed) + len(removed)
+            if self.module._diff:
+                result['changed_paths'] = describe_changes(changed, removed, src, dest,
+                                                           self.module.params['diff_max_paths'])
+            if not changed and not removed:
+                session.end()
+                if self.prebuild is not None:
+                    t0 = time.time()
+                    if self._prebuilt():
+                        os.rename(self.staging, self.previous)
+                    self.timings['stage'] = round(time.time() - t0, 3)
+                return self.finish(result)
+            result.update(changed=True, method='incremental' if exists else 'full')
+            if check:
+                session.end()
+                return self.finish(result)
+            t0 = time.time()
+            names = self.prepare_staging(session, src, dest, changed, removed, local.get('excluded', []))
+            result['staging_from'] = self.staging_from
+            self.timings['stage'] = round(time.time() - t0, 3)
+            t0 = time.time()
+            if names:
+                session.extract(extract_argv(self.tar_bin, self.staging))
+            else:
+                session.end()
+            self.timings['transfer'] = round(time.time() - t0, 3)
+            t0 = time.time()
+            result['previous_path'] = self.swap()
+            self.timings['swap'] = round(time.time() - t0, 3)
+            return self.finish(result)
+        finally:
+            session.close()
+            self.bytes += session.bytes
 
     def recyclable(self):
         """Whether the previous tree can become the staging tree (same file system, no excluded folder in it)."""
@@ -559,7 +502,7 @@ class CodebaseSync(object):
 
     def _prebuild(self):
         try:
-            link_copy(self.dest, self.staging, self.patterns, self.module.run_command)
+            link_copy(self.dest, self.staging, self.patterns, self.module.run_command, self.cp_bin)
             self.prebuilt_ok = True
         except (OSError, SyncError) as e:
             self.prebuild_error = e
@@ -574,80 +517,52 @@ class CodebaseSync(object):
         self.prebuild = None
         return False
 
-    def _scanner(self, local, local_done, cancel, previous_too):
-        """Scan this node's tree; then, unless cancelled, the previous tree, which the staging tree would
-        start from. The previous tree is read while waiting for the master, and dropped (cancel) when the
-        comparison finds nothing to do."""
-        try:
-            self._scan_local(local)
-        finally:
-            local_done.set()
-        if previous_too and 'error' not in local and not cancel.is_set():
-            try:
-                if self.recyclable():
-                    self._scan_previous(cancel)
-            except (OSError, ScanCancelled):
-                self.prev_scan.clear()
-
-    def _scan_previous(self, cancel=None):
-        stale = []
-        try:
-            self.prev_scan['manifest'] = scan_tree(self.previous, self.patterns,
-                                                   on_excluded=lambda rel, is_dir: stale.append(rel), cancel=cancel)
-            self.prev_scan['excluded'] = stale
-        except (OSError, ScanCancelled):
-            self.prev_scan.clear()    # not usable: fall back to a linked copy
-
     def _scan_local(self, out):
-        excluded = []
         try:
-            out['manifest'] = scan_tree(self.dest, self.patterns,
-                                        on_excluded=lambda rel, is_dir: excluded.append((rel, is_dir)))
-            out['excluded'] = excluded
+            out['manifest'], out['excluded'] = tree_manifest(self.dest, self.patterns, self.find_bin)
         except OSError as e:
             out['error'] = e
 
-    def prepare_staging(self, src, dest, changed, removed, excluded):
-        """Build the staging tree; return the paths to fetch from the master.
+    def prepare_staging(self, session, src, dest, changed, removed, excluded):
+        """Build the staging tree and ask the master for what it lacks; return the names asked for.
 
         Steady state: the previous tree (the state before the last sync, sharing unchanged files
         with the live tree through hard links) is recycled as the staging tree, so a sync writes
         only what differs from it instead of linking and later deleting every file of the tree.
         Otherwise the staging tree starts as a hard-linked copy of the live tree.
         Files are never written through a hard link: every entry that differs is deleted first and
-        extracted as a new inode.
+        extracted as a new inode. The request goes to the master before the tree is prepared, so
+        its archive is on its way meanwhile.
         """
-        if self.prebuild is not None and self._prebuilt():
-            self.staging_from = 'linked-copy'
-            for rel in paths_to_clear(changed, removed, src, dest):
-                remove_entry(os.path.join(self.staging, rel))
-            return changed
-        if 'manifest' not in self.prev_scan and self.recyclable():
-            self._scan_previous()
-        if 'manifest' in self.prev_scan and self.recyclable():
+        base = None
+        if self.prebuild is None and self.recyclable():
+            try:
+                base, stale = tree_manifest(self.previous, self.patterns, self.find_bin)
+            except OSError as e:
+                self.module.warn('cannot read the previous tree %s (%s); making a hard-linked copy instead'
+                                 % (self.previous, e))
+        if base is not None:
+            names, gone = diff_manifests(src, base)
+            session.request(names)
             os.rename(self.previous, self.staging)
             self.staging_from = 'previous'
-            base = self.prev_scan['manifest']
-            stale = self.prev_scan['excluded']
-            s_changed, s_removed = diff_manifests(src, base)
-            for rel in paths_to_clear(s_changed, s_removed, src, base):
+            for rel in paths_to_clear(names, gone, src, base):
                 remove_entry(os.path.join(self.staging, rel))
             # excluded files come from the live tree (hard links), as in a linked copy
-            for rel in sorted(stale, reverse=True):
+            for rel, _is_dir in sorted(stale, reverse=True):
                 remove_entry(os.path.join(self.staging, rel))
-            names = s_changed
-        else:
-            self.staging_from = 'linked-copy'
-            link_copy(self.dest, self.staging, self.patterns, self.module.run_command)
-            for rel in paths_to_clear(changed, removed, src, dest):
-                remove_entry(os.path.join(self.staging, rel))
-            names = changed
-            excluded = []    # already linked by the copy
-        for rel, is_dir in excluded:
-            target = os.path.join(self.staging, rel)
-            if not is_dir and not os.path.lexists(target) and os.path.isdir(os.path.dirname(target)):
-                os.link(os.path.join(self.dest, rel), target, follow_symlinks=False)
-        return names
+            for rel, is_dir in excluded:
+                target = os.path.join(self.staging, rel)
+                if not is_dir and not os.path.lexists(target) and os.path.isdir(os.path.dirname(target)):
+                    os.link(os.path.join(self.dest, rel), target, follow_symlinks=False)
+            return names
+        session.request(changed)
+        self.staging_from = 'linked-copy'
+        if self.prebuild is None or not self._prebuilt():
+            link_copy(self.dest, self.staging, self.patterns, self.module.run_command, self.cp_bin)
+        for rel in paths_to_clear(changed, removed, src, dest):
+            remove_entry(os.path.join(self.staging, rel))
+        return changed
 
     def finish(self, result):
         result['timings'] = self.timings

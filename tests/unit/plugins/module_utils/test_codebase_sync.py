@@ -6,6 +6,7 @@
 import os
 import shlex
 import subprocess
+import sys
 
 import pytest
 
@@ -95,9 +96,9 @@ def test_scan_tree_entries(tree):
     assert set(m) == {'.', 'apps', 'apps/files', 'apps/files/app.php', 'config', 'config/config.php',
                       'config/node.config.php', 'data', 'data/admin', 'data/admin/f.txt', 'index.php', 'link'}
     st = os.lstat(str(tree / 'index.php'))
-    assert m['index.php'] == ('f', st.st_mode & 0o7777, st.st_uid, st.st_gid, 6, 1000000000, '')
-    assert m['link'][0] == 'l' and m['link'][6] == 'apps/files'
-    assert m['apps'][0] == 'd' and m['apps'][5] == 0        # directory mtimes are not compared
+    assert m['index.php'] == 'f %o %d %d 6 1000000000' % (st.st_mode & 0o7777, st.st_uid, st.st_gid)
+    assert m['link'] == 'l %d %d apps/files' % (st.st_uid, st.st_gid)
+    assert m['apps'].startswith('d ') and len(m['apps'].split()) == 4   # directory mtimes and sizes are not compared
 
 
 def test_scan_tree_exclusion_prunes_and_reports(tree):
@@ -109,35 +110,84 @@ def test_scan_tree_exclusion_prunes_and_reports(tree):
     assert sorted(seen) == [('config/node.config.php', False), ('data', True)]
 
 
-def test_manifest_roundtrip_with_odd_names(tmp_path):
-    root = tmp_path / 't'
-    root.mkdir()
+def _odd_tree(tmp_path):
+    root = tmp_path / 'odd'
+    (root / 'd[1]*').mkdir(parents=True)
     odd = os.fsdecode(b'caf\xc3\xa9 \xff\tname\nx')   # UTF-8, an undecodable byte, tab, newline
     (root / odd).write_text('1')
-    m = cs.scan_tree(str(root), [])
-    assert cs.decode_manifest(cs.encode_manifest(m)) == {k: tuple(v) for k, v in m.items()}
+    (root / 'd[1]*' / 'f?').write_text('22')
+    os.chmod(str(root / 'd[1]*'), 0o1750)
+    os.chmod(str(root / 'd[1]*' / 'f?'), 0o4640)
+    os.symlink('target with spaces', str(root / 'sl'))
+    os.mkfifo(str(root / 'fifo'))
+    os.utime(str(root / 'fifo'), (5, 5))
+    os.utime(str(root / odd), ns=(1, 1999999999))           # 1.999... s: whole seconds, rounded down
+    return root
+
+
+@pytest.mark.parametrize('patterns', [[], ['d*/f?'], ['**/f?']])
+def test_find_and_python_walk_give_identical_manifests(tmp_path, patterns):
+    root = _odd_tree(tmp_path)
+    parsed = cs.parse_patterns(patterns)
+    by_find, excluded = cs.tree_manifest(str(root), parsed)
+    assert by_find == cs.scan_tree(str(root), parsed)
+    odd = os.fsdecode(b'caf\xc3\xa9 \xff\tname\nx')
+    assert by_find[odd].endswith(' 1 1')                     # size 1, mtime 1
+    assert by_find['fifo'].startswith('p 644 ') and by_find['fifo'].endswith(' 5')
+    assert by_find['sl'].endswith(' target with spaces')
+    if patterns:
+        assert 'd[1]*/f?' not in by_find and excluded == [('d[1]*/f?', False)]
+    else:
+        assert by_find['d[1]*/f?'].startswith('f 4640 ') and by_find['d[1]*'].startswith('d 1750 ')
+
+
+def test_tree_manifest_falls_back_to_python_when_exclusions_are_many(tmp_path, monkeypatch):
+    root = _odd_tree(tmp_path)
+    monkeypatch.setattr(cs.excluded_entries, '__defaults__', (0, False))
+    monkeypatch.setattr(cs, 'run_find', lambda *a: pytest.fail('find must not run'))
+    m, excluded = cs.tree_manifest(str(root), cs.parse_patterns(['**/f?']), find_bin='false')
+    assert 'd[1]*/f?' not in m and excluded == [('d[1]*/f?', False)]
+
+
+def test_tree_manifest_fails_on_unreadable_tree(tmp_path):
+    with pytest.raises(OSError):
+        cs.tree_manifest(str(tmp_path / 'missing'), [])
+    with pytest.raises(OSError, match='find failed'):
+        cs.tree_manifest(str(tmp_path), [], find_bin='false')
+
+
+def test_manifest_roundtrip_with_odd_names(tmp_path):
+    m = cs.scan_tree(str(_odd_tree(tmp_path)), [])
+    assert cs.decode_manifest(cs.encode_manifest(m)) == m
 
 
 def test_decode_manifest_rejects_garbage():
     with pytest.raises(cs.SyncError):
-        cs.decode_manifest(b'not zlib')
+        cs.decode_manifest(b'not pairs')
+    with pytest.raises(cs.SyncError, match='without the tree'):
+        cs.decode_manifest(b'a\0f 420 0 0 1 1\0')
+    with pytest.raises(cs.SyncError):
+        cs.parse_manifest_header(b'{"v": 1}\n')
+    with pytest.raises(cs.SyncError):
+        cs.parse_manifest_header(b'codebase_sync-manifest 2 10\n')     # an older export program
+    assert cs.parse_manifest_header(cs.manifest_header(1234)) == 1234
 
 
-def test_decode_manifest_rejects_bad_paths():
-    import zlib
-    head = 'codebase_sync-manifest %d' % cs.MANIFEST_VERSION
-    for body in ('../etc/passwd\0f 420 0 0 1 1\0', '/etc/passwd\0f 420 0 0 1 1\0', 'a\0x 420 0 0 1 1\0',
-                 'a\0f 420 0 0 1\0', 'a\0f 420 0 0 1 z\0'):
+def test_diff_manifests_rejects_bad_paths_and_entries_from_the_master():
+    dest = {'.': 'd 755 0 0'}
+    for rel, attrs in (('../etc/passwd', 'f 420 0 0 1 1'), ('/etc/passwd', 'f 420 0 0 1 1'),
+                       ('a//b', 'f 420 0 0 1 1'), ('a', 'x 420 0 0 1 1'), ('a', '')):
         with pytest.raises(cs.SyncError):
-            cs.decode_manifest(zlib.compress(('%s\0%s' % (head, body)).encode()))
-    with pytest.raises(cs.SyncError, match='unknown version'):
-        cs.decode_manifest(zlib.compress(b'{"v": 1, "e": []}'))
-    assert cs.decode_manifest(zlib.compress(('%s\0a b\0f 420 0 0 1 2\0' % head).encode())) == {
-        'a b': ('f', 420, 0, 0, 1, 2, '')}
+            cs.diff_manifests({'.': 'd 755 0 0', rel: attrs}, dest)
+    assert cs.diff_manifests({'.': 'd 755 0 0', 'a b': 'f 420 0 0 1 2'}, dest) == (['a b'], [])
 
 
 def _e(kind='f', mode=0o644, size=1, mtime=1, uid=33, gid=33, link=''):
-    return (kind, mode, uid, gid, size if kind == 'f' else 0, mtime if kind == 'f' else 0, link)
+    if kind == 'd':
+        return 'd %o %d %d' % (mode, uid, gid)
+    if kind == 'l':
+        return 'l %d %d %s' % (uid, gid, link)
+    return 'f %o %d %d %d %d' % (mode, uid, gid, size, mtime)
 
 
 def test_diff_manifests_detects_every_attribute():
@@ -215,29 +265,7 @@ def test_archive_argv_takes_names_from_stdin_without_recursion():
         assert opt in argv
 
 
-def test_pipeline_reports_both_exit_codes(tmp_path):
-    """The constant bash program passes odd argv through untouched and reports both ends."""
-    err = str(tmp_path / 'err')
-    weird = str(tmp_path / "out $(touch pwned) 'x'")
-    producer = ['sh', '-c', 'printf hello; echo to-stderr >&2; exit 3']
-    consumer = ['sh', '-c', 'cat > "$1"; exit 0', 'sh', weird]
-    argv = cs.pipeline_argv('bash', producer, consumer, err)
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    assert proc.returncode != 0
-    assert cs.parse_pipeline_status(proc.stderr) == (3, 0)
-    with open(weird) as f:
-        assert f.read() == 'hello'
-    assert not os.path.exists(str(tmp_path / 'pwned'))
-    with open(err) as f:
-        assert f.read() == 'to-stderr\n'
-    ok = subprocess.run(cs.pipeline_argv('bash', ['true'], ['cat'], err), capture_output=True, text=True, check=False)
-    assert ok.returncode == 0 and cs.parse_pipeline_status(ok.stderr) == (0, 0)
-    bad_tar = subprocess.run(cs.pipeline_argv('bash', ['true'], ['false'], err), capture_output=True, text=True, check=False)
-    assert bad_tar.returncode != 0 and cs.parse_pipeline_status(bad_tar.stderr) == (0, 1)
-
-
 def test_parse_helpers():
-    assert cs.parse_pipeline_status('noise') == (None, None)
     assert cs.parse_tar_totals('Total bytes read: 10240 (10KiB, 1.2MiB/s)\n') == 10240
     assert cs.parse_tar_totals('') == 0
 
@@ -282,7 +310,9 @@ def test_export_manifest_matches_local_scan(tree, tmp_path):
     rc, data = _export(tmp_path, cs.export_request('manifest', str(tree), ['data/']), allow=[str(tmp_path)])
     assert rc == 0
     local = cs.scan_tree(str(tree), cs.parse_patterns(['data/']))
-    assert cs.decode_manifest(data) == {k: tuple(v) for k, v in local.items()}
+    head, body = data.split(b'\n', 1)
+    assert cs.parse_manifest_header(head + b'\n') == len(body)
+    assert cs.decode_manifest(body) == local
 
 
 def test_export_refuses_outside_allowed_roots(tree, tmp_path):
@@ -366,7 +396,7 @@ def test_export_tar_whole_tree_both_ways_gives_the_same_members(tree, tmp_path, 
     rc, data = _export(tmp_path, cs.export_request('tar', str(tree), exclude))
     assert rc == 0
     own = sorted(_norm(n) for n in _members(data, tmp_path))
-    monkeypatch.setattr(cs.excluded_entries, '__defaults__', (0,))
+    monkeypatch.setattr(cs.excluded_entries, '__defaults__', (0, False))
     rc, data = _export(tmp_path, cs.export_request('tar', str(tree), exclude))
     assert rc == 0
     fed = sorted(_norm(n) for n in _members(data, tmp_path))
@@ -447,21 +477,72 @@ def test_is_excluded_path_checks_parents(rel, expected):
     assert cs.is_excluded_path(rel, False, cs.parse_patterns(['data/'])) is expected
 
 
-def test_master_argv_is_a_persisting_background_master():
-    argv = cs.ssh_master_argv('ssh', 'web1', 'ncsync', '/k', '/tmp/x/cm', known_hosts='/kh')
-    assert argv[:4] == ['ssh', '-M', '-N', '-f']
-    assert 'ControlPath=/tmp/x/cm' in argv and 'ControlPersist=30' in argv and 'StrictHostKeyChecking=yes' in argv
-    assert argv[-2:] == ['--', 'web1']
-    session = cs.ssh_argv('ssh', 'web1', 'ncsync', '/k', ['nc-sync-export'], control_path='/tmp/x/cm')
-    assert 'ControlPath=/tmp/x/cm' in session and 'ControlMaster=no' in session
+def test_ssh_options_prefer_a_cheap_cipher_and_no_compression_without_dropping_defaults():
+    argv = cs.ssh_argv('ssh', 'web1', 'ncsync', '/k', ['nc-sync-export'], known_hosts='/kh')
+    opts = [argv[i + 1] for i, a in enumerate(argv) if a == '-o']
+    assert 'Compression=no' in opts and 'ControlMaster=no' in opts
+    ciphers = [o for o in opts if o.startswith('Ciphers=')]
+    assert ciphers == ['Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com']   # '^': ahead of the defaults
 
 
-def test_master_script_does_not_wait_for_background_children(tmp_path):
-    import time
-    err = str(tmp_path / 'err')
-    start = time.time()
-    p = subprocess.run(['bash', '-c', cs.MASTER_SCRIPT, 'x', err, 'sh', '-c', '(sleep 5 &); echo oops >&2; exit 0'],
-                       capture_output=True, text=True, timeout=30, check=False)
-    assert p.returncode == 0 and time.time() - start < 4
-    with open(err) as f:
-        assert f.read() == 'oops\n'
+def _session(tmp_path, request, allow):
+    """An ExportSession whose 'ssh' runs the export program locally (same stdin/stdout protocol)."""
+    work = tmp_path / 'work'
+    work.mkdir(exist_ok=True)
+    argv = [sys.executable, cs.__file__]
+    for a in allow:
+        argv += ['--allow-root', a]
+    return cs.ExportSession(argv + request[1:], str(work), 'web1', 'ncsync')
+
+
+def test_session_manifest_then_only_the_asked_entries(tree, tmp_path):
+    patterns = ['data/', 'config/node.config.php']
+    s = _session(tmp_path, cs.export_request('sync', str(tree), patterns), [str(tmp_path)])
+    try:
+        src = cs.decode_manifest(s.read_manifest())
+        assert src == cs.tree_manifest(str(tree), cs.parse_patterns(patterns))[0]
+        s.request(['apps/files/app.php', 'index.php'])
+        into = tmp_path / 'into'
+        into.mkdir()
+        assert s.extract(cs.extract_argv('tar', str(into))) > 0
+    finally:
+        s.close()
+    assert sorted(p.relative_to(into).as_posix() for p in into.rglob('*')) == [
+        'apps', 'apps/files', 'apps/files/app.php', 'index.php']
+    assert os.stat(str(into / 'index.php')).st_mtime == 1000000000
+    assert s.bytes > 0
+
+
+def test_session_without_names_ends_cleanly(tree, tmp_path):
+    s = _session(tmp_path, cs.export_request('sync', str(tree), []), [str(tmp_path)])
+    try:
+        s.read_manifest()
+        s.end()
+    finally:
+        s.close()
+    assert s.proc.returncode == 0
+
+
+def test_session_explains_a_refusal(tree, tmp_path):
+    s = _session(tmp_path, cs.export_request('sync', str(tmp_path / 'nope'), []), [str(tmp_path)])
+    with pytest.raises(cs.SyncError, match='src_path does not exist'):
+        s.read_manifest()
+    s.close()
+    s = _session(tmp_path, cs.export_request('sync', str(tree), ['data/']), [str(tmp_path)])
+    s.read_manifest()
+    s.request(['data/admin/f.txt'])
+    with pytest.raises(cs.SyncError, match='refused the request'):
+        s.extract(cs.extract_argv('tar', str(tmp_path)))
+    s.close()
+
+
+def test_session_fails_when_the_stream_breaks(tree, tmp_path):
+    """An archive cut short (the export's tar killed) fails, whatever tar made of it."""
+    work = tmp_path / 'work'
+    work.mkdir()
+    s = cs.ExportSession(['sh', '-c', 'head -c 3000 /dev/urandom; exit 70'], str(work), 'web1', 'ncsync', send=False)
+    into = tmp_path / 'into'
+    into.mkdir()
+    with pytest.raises(cs.SyncError, match='exit 70'):
+        s.extract(cs.extract_argv('tar', str(into)))
+    s.close()

@@ -36,16 +36,20 @@ if host == 'unreachable':
     sys.stderr.write('ssh: connect to host unreachable port 22: Connection refused\n'); sys.exit(255)
 if host == 'rejecting':
     sys.stderr.write('ncsync@rejecting: Permission denied (publickey).\n'); sys.exit(255)
-if '-M' in argv:      # the background master connection: nothing to run
-    sys.exit(0)
 env = dict(os.environ, SSH_ORIGINAL_COMMAND=command)
 export = [%(python)r, %(export)r, '--allow-root', os.environ['FAKE_SSH_ALLOW']]
 if host != 'dies':
     os.execve(export[0], export, env)
 # 'dies': the connection breaks after some of the stream
 p = subprocess.Popen(export, env=env, stdout=subprocess.PIPE)
-sys.stdout.buffer.write(p.stdout.read(int(os.environ.get('FAKE_SSH_CUT', '30000'))))
-sys.stdout.flush()
+left = int(os.environ.get('FAKE_SSH_CUT', '30000'))
+while left > 0:
+    chunk = os.read(p.stdout.fileno(), min(left, 4096))
+    if not chunk:
+        break
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.flush()
+    left -= len(chunk)
 p.kill()
 sys.stderr.write('Connection to dies closed by remote host.\n')
 sys.exit(255)
