@@ -17,7 +17,7 @@ test: export LAB_NEXTCLOUD = standin
 # Debian packages the controller needs for the tests (the lab installs podman and friends itself).
 HOST_PACKAGES := php-cli php-sqlite3 php-xml php-mbstring php-gd php-zip php-curl gnupg bzip2 rsync openssh-client ca-certificates openssl
 
-.PHONY: lab test test-debian13 test-disruptive deps venv unit standin lint sanity molecule down status
+.PHONY: lab test test-debian13 test-disruptive test-reliability deps venv unit standin lint sanity molecule down status
 
 lab: venv deps
 	$(VENV)/bin/python -m lab up
@@ -54,6 +54,8 @@ sanity:
 # `lab down` first: it removes leftovers of an earlier run and leaves the (empty) inventory molecule links to.
 # The whole output (converge with -v) is kept: test_converge_output.py looks for every secret in it.
 molecule: export NCHA_CONVERGE_LOG = $(CURDIR)/.cache/molecule-default.log
+# The reliability suite runs in molecule's verify step too, at the reduced load (CI's time budget).
+molecule: export NCHA_RELIABILITY_LOAD ?= reduced
 molecule:
 	$(VENV)/bin/python -m lab down
 	mkdir -p .cache
@@ -68,7 +70,13 @@ test-debian13: venv deps molecule
 # The failure scenarios (containers stopped, PostgreSQL failover and rejoin, Redis failover, killed
 # syncs) against the lab that `make lab` deployed. They change which servers hold which role.
 test-disruptive:
-	$(VENV)/bin/pytest -v -p no:cacheprovider -m disruptive tests/integration
+	$(VENV)/bin/pytest -v -p no:cacheprovider -m "disruptive and not reliability" tests/integration
+
+# The reliability suite (tests/integration/test_reliability.py): the seven failure scenarios one at a time under
+# the full load, one table of figures (also in tests/output/reliability.json). On the lab that `make lab` deployed.
+test-reliability: export NCHA_RELIABILITY_LOAD ?= full
+test-reliability:
+	$(VENV)/bin/pytest -v -p no:cacheprovider -m reliability tests/integration
 
 down:
 	$(VENV)/bin/python -m lab down

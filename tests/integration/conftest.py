@@ -63,6 +63,7 @@ def ssh(host, command, timeout=60):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "disruptive: stops or breaks servers; runs after every other test")
+    config.addinivalue_line("markers", "reliability: the failure scenarios of test_reliability.py (issue #11)")
     config.addinivalue_line(
         "markers", "known_failing(reason): fails in the combined-cluster run; excluded from `make test` until fixed")
 
@@ -75,7 +76,7 @@ def pytest_collection_modifyitems(session, config, items):
 # The failure scenarios' figures (issue #11): each disruptive test adds one row; the session prints them as one
 # table and writes them to tests/output/reliability.json.
 RELIABILITY = []
-RELIABILITY_COLUMNS = ("fault", "requests", "failed", "disruption_s", "data_lost", "recovery")
+RELIABILITY_COLUMNS = ("fault", "requests", "failed", "disruption_s", "data_lost", "recovery", "promise")
 
 
 @pytest.fixture(scope="session")

@@ -15,14 +15,15 @@ import time
 import urllib.parse
 
 MAX_REQUESTS = 20000
-MAX_DURATION = 120.0
+MAX_DURATION = 300.0
 
 
 class Result:
-    __slots__ = ("start", "latency", "status", "host", "error")
+    __slots__ = ("start", "latency", "status", "host", "error", "key")
 
-    def __init__(self, start, latency, status, host, error):
+    def __init__(self, start, latency, status, host, error, key=None):
         self.start, self.latency, self.status, self.host, self.error = start, latency, status, host, error
+        self.key = key  # the probe's write=KEY of the request, if it wrote
 
     @property
     def ok(self):
@@ -32,9 +33,14 @@ class Result:
 class Run:
     """The outcome of one load run: results ordered by start time (seconds from the run's start)."""
 
-    def __init__(self, results, duration):
+    def __init__(self, results, duration, run_id=None):
         self.results = sorted(results, key=lambda r: r.start)
         self.duration = duration
+        self.run_id = run_id
+
+    def written(self):
+        """{key: web node} of every write the probe confirmed (200): the data this run may not lose."""
+        return {r.key: r.host for r in self.results if r.ok and r.key}
 
     @property
     def total(self):
@@ -109,7 +115,8 @@ def _check_target(url, allowed):
         raise ValueError("load generator: %s is neither loopback nor one of the lab's addresses %s" % (host, allowed))
 
 
-def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=60.0, events=(), stop_after=None):
+def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=60.0, events=(), stop_after=None,
+        until=None):
     """GET `url` `rate` times per second for `duration` seconds; returns a Run.
 
     `url` is one URL or a list of URLs on the same server, used in turn; "{n}" in a URL becomes the request's
@@ -121,7 +128,7 @@ def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=6
     urls = [url] if isinstance(url, str) else list(url)
     for u in urls:
         _check_target(u, allowed)
-    duration = min(float(duration), MAX_DURATION)
+    duration = MAX_DURATION if until is not None else min(float(duration), MAX_DURATION)
     count = min(int(rate * duration), MAX_REQUESTS)
     parts = urllib.parse.urlsplit(urls[0])
     if any(urllib.parse.urlsplit(u)[:2] != parts[:2] for u in urls):
@@ -147,7 +154,8 @@ def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=6
         while True:
             with lock:
                 i = state["next"]
-                if i >= count or (stop_after is not None and time.monotonic() - t0 > stop_after):
+                if i >= count or (stop_after is not None and time.monotonic() - t0 > stop_after) or \
+                        (until is not None and until.is_set()):
                     break
                 state["next"] = i + 1
             due = t0 + i / rate
@@ -156,8 +164,10 @@ def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=6
                 time.sleep(delay)
             start = time.monotonic()
             status, host, error = None, None, None
+            path = paths[i % len(paths)].replace("{n}", str(i)).replace("{run}", run_id)
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+            key = (query.get("write") or [None])[0]
             try:
-                path = paths[i % len(paths)].replace("{n}", str(i)).replace("{run}", run_id)
                 conn.request("GET", path, headers=headers)
                 resp = conn.getresponse()
                 body = resp.read()
@@ -175,7 +185,7 @@ def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=6
                 conn = connect()
             end = time.monotonic()
             with lock:
-                results.append(Result(start - t0, end - start, status, host, error))
+                results.append(Result(start - t0, end - start, status, host, error, key))
         conn.close()
 
     def event_runner():
@@ -193,7 +203,7 @@ def run(url, *, rate, duration, allowed, host_header=None, threads=12, timeout=6
     for w in workers:
         w.join(MAX_DURATION + timeout + 5)
     ev.join(MAX_DURATION)
-    return Run(results, time.monotonic() - t0)
+    return Run(results, time.monotonic() - t0, run_id)
 
 
 def sample(run_, interval=1.0):

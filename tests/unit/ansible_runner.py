@@ -26,6 +26,8 @@ def run_tasks(workdir, tasks, check=False, diff=False):
     env.update({
         'ANSIBLE_CONFIG': os.path.join(ROOT, 'ansible.cfg'),
         'ANSIBLE_STDOUT_CALLBACK': 'ansible.posix.json',
+        # Only the JSON on stdout: not the aggregate callbacks ansible.cfg enables (they print too).
+        'ANSIBLE_CALLBACKS_ENABLED': 'ansible.posix.json',
         'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',
         'ANSIBLE_LOCALHOST_WARNING': '0',
         'ANSIBLE_INVENTORY_UNPARSED_WARNING': '0',
