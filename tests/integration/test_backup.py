@@ -1,0 +1,187 @@
+"""Backup and restore (issue #10): playbooks/backup.yml and restore.yml on the lab's cluster, checked on the servers.
+
+Needs the cluster deployed (`python -m lab deploy`). The lab's mirror host plays the backup server. A row and a file
+written through HAProxy before the backup are deleted, then served again after the restore; a row written after the
+backup is gone after it (the restore really went back to the set). The set: a pg_dump taken on the standby, the
+config and the data directories, mode 0700/0600, sha256 as in its manifest; retention keeps the newest sets; a set
+that does not exist is refused before anything changes.
+"""
+import json
+import os
+import shlex
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from lab_paths import INVENTORY, LAB_VARS, PLAYBOOK, ROOT, SSH_CONFIG
+from conftest import Inventory
+
+pytestmark = pytest.mark.disruptive
+
+BACKUP_HOST = "mirror"
+BACKUP_DIR = "/var/backups/nextcloud-ha/test-sets-%d" % os.getpid()
+DOMAIN = LAB_VARS.get("nextcloud_ha_domain", "cloud.example.org")
+KEY = "backup-test-%d" % os.getpid()
+LATE_KEY = KEY + "-late"
+SECRETS = [LAB_VARS[k] for k in ("nextcloud_ha_db_password", "nextcloud_ha_admin_password",
+                                 "nextcloud_ha_redis_password") if LAB_VARS.get(k)]
+TLS = ssl.create_default_context()
+TLS.check_hostname = False
+TLS.verify_mode = ssl.CERT_NONE
+INV = Inventory(os.path.join(INVENTORY, "hosts.yml"))
+WEB = INV.group("webservers")
+
+
+def sudo(host, command, timeout=120):
+    return subprocess.run(["ssh", "-F", SSH_CONFIG, host, "sudo bash -c %s" % shlex.quote(command)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def playbook(name, *extra, timeout=1200):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([PLAYBOOK, "-i", INVENTORY, os.path.join(ROOT, "playbooks", name),
+                           "-e", "backup_host=%s" % BACKUP_HOST, "-e", "backup_dir=%s" % BACKUP_DIR] + list(extra),
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    for secret in SECRETS:
+        assert secret not in proc.stdout and secret not in proc.stderr, "a secret appears in the output"
+    return proc
+
+
+def lb_get(path):
+    lb = INV.address(INV.group("haproxy")[0])
+    req = urllib.request.Request("https://%s%s" % (lb, path), headers={"Host": DOMAIN})
+    try:
+        with urllib.request.urlopen(req, timeout=20, context=TLS) as res:
+            return res.status, json.loads(res.read().decode())
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def read(key, writer=None):
+    """The probe's read of `key`: the row through HAProxy, the file on the node that wrote it (local storage)."""
+    code, body = lb_get("/probe.php?checks=none&read=%s" % key)
+    assert code == 200, body
+    result = {"row": body["read"]["found_row"]}
+    if writer:
+        r = sudo(writer, "curl -sS -m 10 -H 'Host: %s' 'http://127.0.0.1/probe.php?checks=none&read=%s'"
+                 % (DOMAIN, key))
+        result["file"] = json.loads(r.stdout)["read"]["found_file"]
+    return result
+
+
+def write(key):
+    code, body = lb_get("/probe.php?checks=db&write=%s" % key)
+    assert code == 200 and body["write"]["ok"], body
+    return body["hostname"]
+
+
+def primary():
+    for host in INV.group("postgres_primary") + INV.group("postgres_standby"):
+        if sudo(host, "cd / && sudo -u postgres psql -XAtqc 'SELECT pg_is_in_recovery()'").stdout.strip() == "f":
+            return host
+    pytest.fail("no PostgreSQL primary answers")
+
+
+def sets():
+    r = sudo(BACKUP_HOST, "ls -1 %s 2>/dev/null || true" % BACKUP_DIR)
+    return sorted(r.stdout.split())
+
+
+def statuses():
+    out = {}
+    for node in WEB:
+        r = sudo(node, "curl -sS -m 10 http://127.0.0.1/status.php")
+        out[node] = json.loads(r.stdout)
+    return out
+
+
+def fingerprints():
+    return {node: sudo(node, "cd /var/www/nextcloud && sudo -u www-data php occ --no-warnings "
+                             "config:system:get data-fingerprint").stdout.strip() for node in WEB}
+
+
+@pytest.fixture(scope="module")
+def backed_up():
+    r = sudo(WEB[0], "curl -fsS -m 10 http://127.0.0.1/status.php")
+    if r.returncode != 0 or '"installed":true' not in r.stdout.replace(" ", ""):
+        pytest.skip("needs the cluster deployed (`python -m lab deploy`): %s" % (r.stdout or r.stderr))
+    writer = write(KEY)
+    assert read(KEY, writer) == {"row": True, "file": True}
+    proc = playbook("backup.yml", "-e", "backup_retention=2")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    found = sets()
+    assert len(found) == 1, found
+    yield {"writer": writer, "set": found[0], "output": proc.stdout}
+    sudo(BACKUP_HOST, "rm -rf %s" % BACKUP_DIR)
+
+
+def test_set_holds_dump_from_the_standby_config_and_data(backed_up):
+    path = "%s/%s" % (BACKUP_DIR, backed_up["set"])
+    manifest = json.loads(sudo(BACKUP_HOST, "cat %s/manifest.json" % path).stdout)
+    names = sorted(f["name"] for f in manifest["files"])
+    assert names == sorted(["database.dump", "config.tar.gz"] + ["data-%s.tar.gz" % w for w in WEB]), names
+    standbys = INV.group("postgres_standby")
+    assert manifest["db_host"] == (standbys[0] if standbys else INV.group("postgres_primary")[0]), manifest
+    assert manifest["nextcloud_version"] == statuses()[WEB[0]]["versionstring"]
+    for f in manifest["files"]:
+        r = sudo(BACKUP_HOST, "sha256sum %s/%s && stat -c '%%a' %s/%s" % (path, f["name"], path, f["name"]))
+        assert r.stdout.split()[0] == f["sha256"] and r.stdout.split()[-1] == "600", (f, r.stdout)
+    assert sudo(BACKUP_HOST, "stat -c '%%a' %s %s" % (BACKUP_DIR, path)).stdout.split() == ["700", "700"]
+    # a custom-format dump (PGDMP magic) and config.php in the config archive
+    assert sudo(BACKUP_HOST, "head -c 5 %s/database.dump" % path).stdout == "PGDMP"
+    assert "./config.php" in sudo(BACKUP_HOST, "tar -tzf %s/config.tar.gz" % path).stdout.split()
+    files = sudo(BACKUP_HOST, "tar -tzf %s/data-%s.tar.gz" % (path, backed_up["writer"])).stdout.split()
+    assert "./probe/%s" % KEY in files
+
+
+def test_backup_leaves_the_cluster_serving_and_no_working_copies(backed_up):
+    for node, st in statuses().items():
+        assert st["installed"] is True and st["maintenance"] is False, (node, st)
+    for host in WEB + INV.group("postgres_standby") + INV.group("postgres_primary"):
+        r = sudo(host, "ls -A /var/tmp/nextcloud-ha-backup 2>/dev/null || true")
+        assert r.stdout.strip() == "", (host, r.stdout)
+
+
+def test_restore_brings_back_the_row_and_the_file(backed_up):
+    writer = backed_up["writer"]
+    late_writer = write(LATE_KEY)
+    db = primary()
+    r = sudo(db, "cd / && sudo -u postgres psql -XAtq -d nextcloud -c \"DELETE FROM oc_standin_probe WHERE "
+                 "probe_key = '%s'\"" % KEY)
+    assert r.returncode == 0, r.stderr
+    r = sudo(writer, "d=$(php -r 'include \"/var/www/nextcloud/config/config.php\"; echo $CONFIG[\"datadirectory\"];')"
+                     " && rm -f \"$d/probe/%s\"" % KEY)
+    assert r.returncode == 0, r.stderr
+    assert read(KEY, writer) == {"row": False, "file": False}
+    before = fingerprints()
+
+    proc = playbook("restore.yml")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+    assert read(KEY, writer) == {"row": True, "file": True}
+    # the restore went back to the set: what was written after the backup is gone
+    assert read(LATE_KEY, late_writer) == {"row": False, "file": False}
+    after = fingerprints()
+    assert len(set(after.values())) == 1 and list(after.values())[0] not in ("", list(before.values())[0]), after
+    for node, st in statuses().items():
+        assert st["installed"] is True and st["maintenance"] is False, (node, st)
+    assert sudo(WEB[0], "systemctl is-active nextcloud-cron.timer").stdout.strip() == "active"
+
+
+def test_a_set_that_does_not_exist_is_refused(backed_up):
+    proc = playbook("restore.yml", "-e", "backup_restore_set=20000101T000000Z")
+    assert proc.returncode != 0
+    assert "There is no backup set '20000101T000000Z'" in proc.stdout, proc.stdout[-3000:]
+    for node, st in statuses().items():
+        assert st["maintenance"] is False, (node, st)
+
+
+def test_retention_keeps_the_newest_sets(backed_up):
+    proc = playbook("backup.yml", "-e", "backup_retention=1", "-e", "backup_mode=online")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    found = sets()
+    assert len(found) == 1 and found[0] > backed_up["set"], found
