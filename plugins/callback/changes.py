@@ -93,7 +93,7 @@ class CallbackModule(CallbackBase):
             tasks = self._changes.get(host)
             if not tasks:
                 continue
-            lines.append("%s:" % host)
+            lines.append("%s, tasks that %s something:" % (host, "would change" if self._check_mode else "changed"))
             for label, count in list(tasks.items())[:limit]:
                 lines.append("  - %s%s" % (label, " (%d items)" % count if count > 1 else ""))
             if len(tasks) > limit:

@@ -55,3 +55,32 @@ def test_no_secret_in_the_converge_output(converge_output, secrets):
 def test_no_password_hash_in_the_converge_output(converge_output):
     # PostgreSQL SCRAM verifiers (pgbouncer's auth file, pg_authid) are password equivalents for replay.
     assert "SCRAM-SHA-256$" not in converge_output
+
+
+def what_changed_sections(text):
+    """The WHAT CHANGED sections (callback nextcloud_ha.cluster.changes) of every run in the output, as lists of lines."""
+    sections = []
+    for part in text.split("WHAT CHANGED ***")[1:]:
+        lines = []
+        for line in part.splitlines()[1:]:
+            if re.match(r"^(\S+, tasks that .*:|  - .*|  \.\.\. .*|nothing (would change|changed) on: .*)$", line):
+                lines.append(line)
+            elif line.strip() or lines:
+                break
+        sections.append(lines)
+    return sections
+
+
+def test_every_run_ends_saying_what_changed(converge_output, inventory):
+    """check (would change), converge (what changed, host by host), idempotence (nothing changed anywhere)."""
+    sections = what_changed_sections(converge_output)
+    assert len(sections) >= 3, sections
+    check, converge, idempotence = sections[-3:]
+    # From blank hosts, check mode would install packages everywhere.
+    for host in ("lb1", "web1", "db1"):
+        assert "%s, tasks that would change something:" % host in check, check
+        assert "%s, tasks that changed something:" % host in converge, converge
+    assert len([line for line in converge if line.startswith("  - ")]) >= 20, converge
+    assert len(idempotence) == 1 and idempotence[0].startswith("nothing changed on: "), idempotence
+    quiet = idempotence[0].split(": ", 1)[1].split(", ")
+    assert set(inventory.hosts) <= set(quiet), (inventory.hosts, quiet)

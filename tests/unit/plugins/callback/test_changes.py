@@ -61,11 +61,11 @@ def test_first_run_lists_each_hosts_changed_tasks_in_order(tmp_path):
     (tmp_path / 'node2' / 'one').chmod(0o600)
     lines = run(tmp_path)
     assert lines == [
-        'node1:',
+        'node1, tasks that changed something:',
         "  - Write the first file",
         "  - Write the loop's files (3 items)",
         '  - Write the secret',
-        'node2:',
+        'node2, tasks that changed something:',
         "  - Write the loop's files (3 items)",
         '  - Write the secret',
     ]
@@ -84,7 +84,8 @@ def test_check_mode_says_would_change_and_changes_nothing(tmp_path):
     run(tmp_path)
     (tmp_path / 'node2' / 'b').unlink()
     lines = run(tmp_path, '--check')
-    assert lines == ['node2:', "  - Write the loop's files", 'nothing would change on: node1']
+    assert lines == ['node2, tasks that would change something:', "  - Write the loop's files",
+                     'nothing would change on: node1']
     assert not (tmp_path / 'node2' / 'b').exists()
 
 
