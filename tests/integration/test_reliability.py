@@ -288,7 +288,7 @@ def test_6_codebase_sync_killed_half_way_then_run_again():
             proc = sync_playbook()
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline and proc.poll() is None and not killed:
-                pids = sudo(master, "pgrep -u ncsync -f -- '^tar -c' || true").stdout.split()
+                pids = sudo(master, "pgrep -u ncsync -f -- 'tar -c -f -' || true").stdout.split()
                 if pids:
                     time.sleep(0.5)
                     sudo(master, "kill -9 %s" % " ".join(pids), check=False)
