@@ -16,8 +16,9 @@ description:
   - Makes O(dest_path) on the managed node an exact copy of O(src_path) on the master web node
     O(src_host), except for the paths matched by O(exclude), which are left as they are on this node.
   - Compares a manifest of both trees first (path, type, size, mtime, mode, owner, group, link
-    target), fetched from the master without transferring the tree. When nothing differs, nothing
-    is transferred or touched and the result is C(changed=false).
+    target), fetched from the master without transferring the tree. Both sides build it with GNU
+    C(find -printf). When nothing differs, nothing is transferred or touched and the result is
+    C(changed=false).
   - Streams C(tar) from the master over ssh straight into a staging folder beside O(dest_path)
     (no archive on either disk). A first sync streams the whole tree. Later syncs build the
     staging folder from trees already on the node and stream only the entries that differ into it,
@@ -121,14 +122,14 @@ notes:
   - "The master must run the export program, which is the file C(plugins/module_utils/codebase_sync.py)
     of this collection, installed by the C(nextcloud_ha.cluster.nc_sync) role and bound to the key in
     C(authorized_keys) as C(restrict,from=\"WEB NODES\",command=\"/usr/bin/python3 EXPORT --allow-root /var/www\").
-    It answers only C(manifest), C(tar) and C(tar-list) requests for trees under the allowed roots."
-  - "Why no shell string: ssh and tar run as one pipeline through a constant C(bash -c) program that
-    receives every value (paths, patterns, host) as a separate argv element, so nothing from the
-    input is ever parsed as shell code and no quoting is needed. A pipeline's own status is only
-    that of its last command; the program reports the exit status of both ends (C(PIPESTATUS)) and
-    the module fails if either is not zero. M(ansible.builtin.command)-style C(run_command) cannot
-    stream one process into another without such a program or C(subprocess.Popen), and buffering
-    the whole tree in memory is not an option."
+    It answers only C(manifest), C(sync), C(tar) and C(tar-list) requests for trees under the allowed roots."
+  - "One ssh session per sync: the master sends its manifest, the module answers with the paths it
+    needs and the master streams them as a C(tar) archive, which goes from ssh's output straight
+    into C(tar -x) (the file descriptor is handed over, no byte passes through Python). Two
+    processes that talk to each other are more than C(run_command) can run, so the module_utils
+    code starts them with C(subprocess), every value as its own argv element and no shell; the
+    module fails when either ssh (the export program's status comes back as ssh's) or tar exits
+    non-zero."
   - The remote command that ssh sends is built from C(shlex.quote)d words; the export program splits
     it again with C(shlex.split) and never passes it to a shell.
   - Check mode fetches the master's manifest and reports what would change; it writes nothing.
@@ -217,10 +218,12 @@ method:
   type: str
   sample: incremental
 timings:
-  description: Seconds spent in each phase that ran (C(connect), C(compare), C(stage), C(transfer), C(swap)).
+  description: Seconds spent in each phase that ran. C(manifest) and C(compare) count from the start of the
+    comparison (ssh connection, the master's manifest arrived; both manifests compared), C(stage) (staging
+    tree ready), C(transfer) (archive extracted) and C(swap) each on their own.
   returned: always
   type: dict
-  sample: {connect: 0.12, compare: 0.41, stage: 0.05, transfer: 0.33, swap: 0.01}
+  sample: {manifest: 0.31, compare: 0.33, stage: 0.05, transfer: 0.33, swap: 0.01}
 staging_from:
   description: How the staging tree of an incremental sync started, C(previous) (the kept previous tree,
     recycled) or C(linked-copy) (a hard-linked copy of the current tree).
