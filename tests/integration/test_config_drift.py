@@ -90,8 +90,10 @@ def test_hand_change_on_one_node_is_reported_key_by_key(cluster):
     proc = config_yml("--check")
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     lines = drift_lines(proc.stdout)
+    # occ writes the merged configuration into config.php, so web2's own trusted_domains (from node.config.php)
+    # land there too, as they would with Nextcloud: a real difference the report must show as well.
     assert lines == {(NODE, "loglevel", "differs"), (NODE, "mail_smtphost", "extra"),
-                     (NODE, "mail_smtppassword", "extra")}, lines
+                     (NODE, "mail_smtppassword", "extra"), (NODE, "trusted_domains", "differs")}, lines
     assert "web2: loglevel differs (master: 2, node: 0)" in proc.stdout
     assert "smtp.drift.test" in proc.stdout
     assert "web2: mail_smtppassword extra (secret: value not shown)" in proc.stdout

@@ -9,6 +9,7 @@ without web3, under a light load through HAProxy: HAProxy no longer lists web3, 
 more requests and the database hosts' firewall no longer lets it in. The lab ends as it was: the web3 container is
 removed (`python -m lab up` without LAB_EXTRA_HOSTS).
 """
+import ipaddress
 import json
 import os
 import re
@@ -127,10 +128,18 @@ def tree_digest(host):
 
 
 def db_firewall_allows(db, addr):
-    """True when the database host's nftables ruleset names the address (the PostgreSQL flow from web nodes)."""
+    """True when the database host's nftables rule for PostgreSQL (port 5432) lets the address in (nft prints
+    neighbouring addresses as a range, a-b)."""
     r = sudo(db, "nft list ruleset")
     assert r.returncode == 0 and "table" in r.stdout, r.stderr
-    return re.search(r"(?<![0-9.])%s(?![0-9.])" % re.escape(addr), r.stdout) is not None
+    rules = [line for line in r.stdout.splitlines() if "dport 5432" in line and "accept" in line]
+    assert rules, r.stdout
+    ip = ipaddress.ip_address(addr)
+    for line in rules:
+        for first, _, last in re.findall(r"(\d+\.\d+\.\d+\.\d+)(-(\d+\.\d+\.\d+\.\d+))?", line):
+            if ipaddress.ip_address(first) <= ip <= ipaddress.ip_address(last or first):
+                return True
+    return False
 
 
 def access_lines(host, tag):
