@@ -268,8 +268,9 @@ def sync_playbook():
 
 
 def tree_of(web):
+    """A digest of the codebase's files (name, size, mtime in whole seconds as tar keeps it, mode, owner)."""
     return sudo(web, "cd /var/www/nextcloud/ && find . -path ./data -prune -o -path ./config/node.config.php -prune"
-                     " -o -type f -printf '%P %s %T@\\n' | sort | sha256sum").stdout.split()[0]
+                     " -o -type f -printf '%P %s %Ts %m %U\\n' | sort | sha256sum").stdout.split()[0]
 
 
 def test_6_codebase_sync_killed_half_way_then_run_again():
