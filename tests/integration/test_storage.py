@@ -108,6 +108,14 @@ def test_volume_is_replicated_over_the_web_nodes_and_tuned():
     assert "network.ping-timeout: 10" in info and "performance.parallel-readdir: on" in info, info
     pool = sudo(WEB[0], "gluster pool list").stdout
     assert pool.count("Connected") == len(WEB), pool
+    # Every brick listens inside the range the firewall opens between the peers (firewall_glusterfs_ports): a brick
+    # on another port is unreachable once it restarts (GlusterFS 10 picks ports up to 60999 unless told otherwise).
+    status = sudo(WEB[0], "gluster volume status %s --xml" % VOLUME).stdout
+    ports = [int(p) for p in re.findall(r"<path>%s</path>.*?<port>(\d+)</port>" % re.escape(BRICK), status, re.S)]
+    assert len(ports) == len(WEB) and all(49152 <= p <= 49251 for p in ports), (ports, status)
+    for node in WEB:
+        conf = sudo(node, "grep -E '^\\s*option (base|max)-port' /etc/glusterfs/glusterd.vol").stdout.split()
+        assert conf == ["option", "base-port", "49152", "option", "max-port", "49251"], (node, conf)
 
 
 def test_php_fpm_and_apache_start_after_the_mount():
