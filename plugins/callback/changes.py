@@ -18,7 +18,8 @@ description:
   - Works next to any stdout callback. Enable it with C(callbacks_enabled = nextcloud_ha.cluster.changes) in
     C(ansible.cfg), or with the environment variable E(ANSIBLE_CALLBACKS_ENABLED) (for example in an AWX job
     template's environment).
-author: nextcloud_ha.cluster contributors
+author:
+  - nextcloud_ha.cluster developers (@nextcloud-ha)
 requirements:
   - enable in configuration
 options:
