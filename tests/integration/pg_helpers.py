@@ -82,8 +82,9 @@ def recap(output):
         if line.startswith("PLAY RECAP"):
             inside = True
             continue
-        if inside and ":" in line:
-            host, _, rest = line.partition(":")
+        # Only the recap's "host : ok=N changed=N ..." lines (a WHAT CHANGED section may follow).
+        if inside and " : ok=" in line:
+            host, _, rest = line.partition(" : ")
             result[host.strip()] = {k: int(v) for k, v in (kv.split("=") for kv in rest.split())}
     return result
 

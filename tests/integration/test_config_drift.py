@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from ha_helpers import recap_changed
 from lab_paths import INVENTORY, LAB_VARS, PLAYBOOK, ROOT, SSH_CONFIG
 
 pytestmark = pytest.mark.disruptive
@@ -54,14 +55,6 @@ def digest(host):
 def drift_lines(output):
     """{(node, key, change)} of the drift report's lines ("web2: loglevel differs (master: 2, node: 0)")."""
     return set(re.findall(r"\b(web\d+): (\S+) (differs|missing|extra) \(", output))
-
-
-def recap_changed(output):
-    changed = {}
-    for line in output.splitlines():
-        if " : ok=" in line and "changed=" in line:
-            changed[line.split()[0]] = int(line.split("changed=")[1].split()[0])
-    return changed
 
 
 @pytest.fixture(scope="module")

@@ -71,7 +71,7 @@ def what_changed_sections(text):
     return sections
 
 
-def test_every_run_ends_saying_what_changed(converge_output, inventory):
+def test_every_run_ends_saying_what_changed(converge_output):
     """check (would change), converge (what changed, host by host), idempotence (nothing changed anywhere)."""
     sections = what_changed_sections(converge_output)
     assert len(sections) >= 3, sections
@@ -82,5 +82,7 @@ def test_every_run_ends_saying_what_changed(converge_output, inventory):
         assert "%s, tasks that changed something:" % host in converge, converge
     assert len([line for line in converge if line.startswith("  - ")]) >= 20, converge
     assert len(idempotence) == 1 and idempotence[0].startswith("nothing changed on: "), idempotence
+    # Every host the converge changed is quiet the second time (the lab's mirror host is outside site.yml).
     quiet = idempotence[0].split(": ", 1)[1].split(", ")
-    assert set(inventory.hosts) <= set(quiet), (inventory.hosts, quiet)
+    converged = [line.split(",")[0] for line in converge if line.endswith(", tasks that changed something:")]
+    assert len(converged) >= 6 and set(converged) <= set(quiet), (converged, quiet)

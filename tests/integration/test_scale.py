@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 import loadgen
+from ha_helpers import recap_changed
 from lab_paths import INVENTORY, LAB_NAME, LAB_VARS, PLAYBOOK, ROOT, SSH_CONFIG, STATE
 
 pytestmark = pytest.mark.disruptive
@@ -67,14 +68,6 @@ def site(inventory=INVENTORY, timeout=2400):
                ANSIBLE_NOCOLOR="1")
     return subprocess.run([PLAYBOOK, "-i", inventory, os.path.join(ROOT, "site.yml")], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def recap_changed(output):
-    changed = {}
-    for line in output.splitlines():
-        if " : ok=" in line and "changed=" in line:
-            changed[line.split()[0]] = int(line.split("changed=")[1].split()[0])
-    return changed
 
 
 def changed_tasks(output):
