@@ -15,7 +15,7 @@ when it loses a request or data; Redis and PostgreSQL failures fail it only when
 figures of failed requests are reported; #6 and #4 hold their own targets).
 
 The scenarios leave the cluster as the inventory describes it: the PostgreSQL scenario runs failover.yml, then
-rejoin.yml and a switchover back, and the sync scenario re-syncs.
+rejoin.yml, a switchover back and postgres.yml, and the sync scenario re-syncs.
 """
 import os
 import subprocess
@@ -220,6 +220,9 @@ def test_4_postgres_primary_stopped_then_failover_and_rejoin():
     back = pg_playbook("switchover.yml", "-e", "switchover_target=%s" % PRIMARY, inventory=swapped)
     assert back.returncode == 0, back.stdout[-4000:]
     assert current_primary() == PRIMARY
+    # The inventory's settings again (asynchronous; the promoted node's leftover standby settings removed).
+    again = pg_playbook("postgres.yml")
+    assert again.returncode == 0, again.stdout[-4000:]
     row = record("PostgreSQL primary %s stopped" % PRIMARY, load, lost,
                  "playbooks (failover.yml; rejoin.yml, switchover.yml to restore)", KEEP_DATA)
     judge(row, lost)
