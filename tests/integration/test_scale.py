@@ -120,12 +120,13 @@ def tree_digest(host):
     return r.stdout.split()[0]
 
 
-def db_firewall_allows(db, addr):
-    """True when the database host's nftables rule for PostgreSQL (port 5432) lets the address in (nft prints
-    neighbouring addresses as a range, a-b)."""
-    r = sudo(db, "nft list ruleset")
+def firewall_allows(host, addr, port):
+    """True when the host's nftables ruleset has an accept rule for the TCP port whose source addresses include the
+    address (nft prints neighbouring addresses as a range, a-b). Fails when the host has no such rule at all."""
+    r = sudo(host, "nft list ruleset")
     assert r.returncode == 0 and "table" in r.stdout, r.stderr
-    rules = [line for line in r.stdout.splitlines() if "dport 5432" in line and "accept" in line]
+    rules = [line for line in r.stdout.splitlines()
+             if re.search(r"dport (\{[^}]*\b%d\b[^}]*\}|%d\b)" % (port, port), line) and "accept" in line]
     assert rules, r.stdout
     ip = ipaddress.ip_address(addr)
     for line in rules:
@@ -133,6 +134,20 @@ def db_firewall_allows(db, addr):
             if ipaddress.ip_address(first) <= ip <= ipaddress.ip_address(last or first):
                 return True
     return False
+
+
+def openings(cluster, addr):
+    """{(host, port): allowed} for the flows a web node needs: PostgreSQL on the database hosts, Redis on the Redis
+    hosts, ssh on the master web node (codebase export)."""
+    flows = [(db, 5432) for db in cluster["db"]] + [(r, 6379) for r in cluster["redis"]] + [(MASTER, 22)]
+    return {flow: firewall_allows(flow[0], addr, flow[1]) for flow in flows}
+
+
+def cfg_servers(lb):
+    """The server names of haproxy.cfg's nextcloud backend, as written on the load balancer."""
+    r = sudo(lb, "cat /etc/haproxy/haproxy.cfg")
+    assert r.returncode == 0, r.stderr
+    return set(re.findall(r"^\s+server (\S+) ", r.stdout, re.M))
 
 
 def access_lines(host, tag):
@@ -149,7 +164,8 @@ def cluster():
         pytest.skip("needs the cluster deployed (`python -m lab deploy`): %s" % (r.stdout or r.stderr))
     assert NEW not in web, "the lab already has %s in its inventory: run `python -m lab up` without " \
                            "LAB_EXTRA_HOSTS first" % NEW
-    return {"lb": lb, "web": web, "db": group("postgres_primary") + group("postgres_standby")}
+    return {"lb": lb, "web": web, "db": group("postgres_primary") + group("postgres_standby"),
+            "redis": group("redis")}
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +188,7 @@ def test_haproxy_lists_the_new_node_up(scaled_out, cluster):
     assert states.get(NEW) == 2, states
     assert {NEW, NEW + "-failopen"} <= set(states), states
     assert {s for s in states if not s.endswith("-failopen")} == set(cluster["web"]) | {NEW}, states
+    assert {NEW, NEW + "-failopen"} <= cfg_servers(cluster["lb"])
 
 
 def test_requests_through_haproxy_reach_the_new_node(scaled_out, cluster):
@@ -194,8 +211,11 @@ def test_new_node_reaches_the_database_and_redis(scaled_out, cluster):
     assert r.returncode == 0, r.stderr
     body = json.loads(r.stdout)
     assert body["hostname"] == NEW and body["db"]["ok"] and body["redis"]["ok"] and body["ok"], body
-    for db in cluster["db"]:
-        assert db_firewall_allows(db, address(NEW)), "%s's firewall does not name %s" % (db, address(NEW))
+    allowed = openings(cluster, address(NEW))
+    assert all(allowed.values()), "firewalls that do not let %s in: %s" % (NEW, [f for f, ok in allowed.items() if not ok])
+    # The new node's own firewall is in place: the load balancer may reach its port 80, another web node may not.
+    assert firewall_allows(NEW, address(cluster["lb"]), 80)
+    assert not firewall_allows(NEW, address(cluster["web"][-1]), 80)
 
 
 def test_second_site_run_changes_nothing(scaled_out):
@@ -238,6 +258,7 @@ def test_removing_the_node_drains_it_out_of_haproxy(scaled_out, cluster):
         shutil.rmtree(tmp, ignore_errors=True)
     states = servers_state(lb)
     assert NEW not in states and NEW + "-failopen" not in states, states
+    assert cfg_servers(lb) == set(cluster["web"]) | {w + "-failopen" for w in cluster["web"]}
     assert set(states) == set(cluster["web"]) | {w + "-failopen" for w in cluster["web"]}, states
     failed = [r for run in runs for r in run.failed]
     total = sum(run.total for run in runs)
@@ -250,8 +271,12 @@ def test_removing_the_node_drains_it_out_of_haproxy(scaled_out, cluster):
     assert set(run.by_host()) == set(cluster["web"]), run.summary()
     assert access_lines(NEW, tag) == 0
     assert sum(access_lines(w, tag) for w in cluster["web"]) >= run.total
-    for db in cluster["db"]:
-        assert not db_firewall_allows(db, address(NEW)), "%s's firewall still names %s" % (db, address(NEW))
+    allowed = openings(cluster, address(NEW))
+    assert not any(allowed.values()), "firewalls that still let %s in: %s" % (NEW, [f for f, ok in allowed.items() if ok])
+    # The others keep their openings.
+    allowed = openings(cluster, address(cluster["web"][-1]))
+    assert all(allowed.values()), "firewalls that no longer let %s in: %s" % (
+        cluster["web"][-1], [f for f, ok in allowed.items() if not ok])
 
 
 def test_lab_back_to_its_default_topology(scaled_out):
