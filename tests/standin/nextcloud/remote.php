@@ -7,7 +7,8 @@ declare(strict_types=1);
  * 404), DELETE (204, 404), MKCOL (201, 405, 409), PROPFIND (207), OPTIONS.
  * HTTP basic auth against the accounts created by occ maintenance:install.
  * Files live in <datadirectory>/<user>/files/<path>; each write updates the
- * filecache table.
+ * filecache table. With S3 primary storage (config.php 'objectstore') files
+ * are objects urn:oid:<fileid> instead: see serveObjects().
  *
  * Like Nextcloud 32 with Redis down (see the stand-in README): Redis as
  * distributed cache -> 503, Redis only as file-locking backend -> 500.
@@ -50,6 +51,91 @@ function propResponse(string $href, string $file): string {
 			: '<d:resourcetype/><d:getcontentlength>' . filesize($file) . '</d:getcontentlength><d:getetag>"' . md5_file($file) . '"</d:getetag>');
 	return '<d:response><d:href>' . htmlspecialchars($href, ENT_XML1) . '</d:href><d:propstat><d:prop>' . $props
 		. '</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>';
+}
+
+/**
+ * S3 primary storage: a file is the object urn:oid:<fileid> and its filecache
+ * row (storage 'object::user:<uid>'). The stand-in serves files in the home
+ * folder only: folders (MKCOL, paths with a '/') are not implemented there.
+ */
+function serveObjects(Standin\ObjectStore $store, Standin\Database $db, string $uid, string $relPath, string $method, string $hrefBase): void {
+	$storage = Standin\ObjectStore::homeStorage($uid);
+	$path = 'files/' . $relPath;
+	$row = fn (string $p) => $db->run("SELECT name, size, mtime, etag FROM {$db->table('filecache')} WHERE storage = ? AND path = ?", [$storage, $p])->fetch(PDO::FETCH_ASSOC);
+	$prop = fn (string $href, ?array $r) => '<d:response><d:href>' . htmlspecialchars($href, ENT_XML1) . '</d:href><d:propstat><d:prop>'
+		. ($r === null ? '<d:resourcetype><d:collection/></d:resourcetype>'
+			: '<d:getlastmodified>' . gmdate('D, d M Y H:i:s \G\M\T', (int)$r['mtime']) . '</d:getlastmodified><d:resourcetype/><d:getcontentlength>'
+			. (int)$r['size'] . '</d:getcontentlength><d:getetag>"' . htmlspecialchars((string)$r['etag'], ENT_XML1) . '"</d:getetag>')
+		. '</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>';
+	if (str_contains($relPath, '/') || ($method === 'MKCOL')) {
+		davError(501, 'Sabre\\DAV\\Exception\\NotImplemented', 'Folders are not implemented by the test stand-in with S3 primary storage');
+		return;
+	}
+	switch ($method) {
+		case 'PUT':
+			if ($relPath === '') {
+				davError(405, 'Sabre\\DAV\\Exception\\MethodNotAllowed', 'PUT is not allowed on non-files.');
+				break;
+			}
+			$existed = Standin\ObjectStore::fileId($db, $storage, $path) !== null;
+			$data = (string)file_get_contents('php://input');
+			$store->writeFile($db, $storage, $path, $data);
+			header('ETag: "' . md5($data) . '"');
+			header('OC-ETag: "' . md5($data) . '"');
+			http_response_code($existed ? 204 : 201);
+			break;
+		case 'GET':
+		case 'HEAD':
+			$data = $relPath === '' ? null : $store->readFile($db, $storage, $path);
+			if ($relPath === '') {
+				davError(405, 'Sabre\\DAV\\Exception\\MethodNotAllowed', 'GET is not allowed on collections.');
+			} elseif ($data === null) {
+				davError(404, 'Sabre\\DAV\\Exception\\NotFound', 'File with name ' . $relPath . ' could not be located');
+			} else {
+				header('Content-Type: application/octet-stream');
+				header('Content-Length: ' . strlen($data));
+				header('ETag: "' . md5($data) . '"');
+				if ($method === 'GET') {
+					echo $data;
+				}
+			}
+			break;
+		case 'DELETE':
+			if ($relPath === '' || !$store->deleteFile($db, $storage, $path)) {
+				davError(404, 'Sabre\\DAV\\Exception\\NotFound', 'File with name ' . $relPath . ' could not be located');
+				break;
+			}
+			http_response_code(204);
+			break;
+		case 'PROPFIND':
+			if ($relPath !== '') {
+				$r = $row($path);
+				if ($r === false) {
+					davError(404, 'Sabre\\DAV\\Exception\\NotFound', 'File with name ' . $relPath . ' could not be located');
+					break;
+				}
+				$body = $prop($hrefBase . '/' . rawurlencode($relPath), $r);
+			} else {
+				$body = $prop($hrefBase . '/', null);
+				if (($_SERVER['HTTP_DEPTH'] ?? '1') !== '0') {
+					$rows = $db->run("SELECT name, size, mtime, etag FROM {$db->table('filecache')} WHERE storage = ? AND path LIKE 'files/%' ORDER BY name", [$storage]);
+					foreach ($rows->fetchAll(PDO::FETCH_ASSOC) as $r) {
+						$body .= $prop($hrefBase . '/' . rawurlencode((string)$r['name']), $r);
+					}
+				}
+			}
+			http_response_code(207);
+			header('Content-Type: application/xml; charset=utf-8');
+			echo "<?xml version=\"1.0\"?>\n<d:multistatus xmlns:d=\"DAV:\">" . $body . "</d:multistatus>\n";
+			break;
+		case 'OPTIONS':
+			header('DAV: 1, 3');
+			header('Allow: OPTIONS, GET, HEAD, DELETE, PROPFIND, PUT');
+			http_response_code(200);
+			break;
+		default:
+			davError(501, 'Sabre\\DAV\\Exception\\NotImplemented', 'There was no plugin in the system that was willing to handle this ' . $method . ' method.');
+	}
 }
 
 $lockingInUse = false;
@@ -105,7 +191,8 @@ try {
 		$base = $server->dataDir() . '/' . $uid . '/files';
 		$hrefBase = Http::webroot($server) . '/remote.php/' . $service;
 	}
-	if (!is_dir($base)) {
+	$store = $server->objectStore();
+	if ($store === null && !is_dir($base)) {
 		@mkdir($base, 0770, true);
 	}
 	$relPath = implode('/', $relative);
@@ -119,6 +206,11 @@ try {
 		exit();
 	}
 	$lockingInUse = false;
+	if ($store !== null) {
+		serveObjects($store, $db, $uid, $relPath, $method, $hrefBase);
+		$memcache->releaseLocks();
+		exit();
+	}
 
 	$storage = crc32('home::' . $uid);
 	$cacheRow = function (string $path, string $file) use ($db, $storage): void {

@@ -138,9 +138,43 @@ final class Installer {
 		}
 		$this->server->instanceId();
 		if (!$disableAdmin) {
-			@mkdir($dataDir . '/' . $login . '/files', 0770, true);
+			if ($this->server->objectStore() === null) {
+				@mkdir($dataDir . '/' . $login . '/files', 0770, true);
+			}
+			$this->copySkeleton($login, $dataDir);
 		}
 		return [];
+	}
+
+	/**
+	 * Nextcloud logs the new admin in at the end of the install, and a first
+	 * login copies the skeleton ('skeletondirectory', default core/skeleton;
+	 * '' copies nothing) into the user's files: into the data directory, or
+	 * with S3 primary storage as objects urn:oid:<fileid> in the bucket. The
+	 * stand-in's skeleton holds files only (no folders).
+	 */
+	private function copySkeleton(string $uid, string $dataDir): void {
+		$skeleton = (string)$this->server->config->getValue('skeletondirectory', $this->server->root . '/core/skeleton');
+		if ($skeleton === '' || !is_dir($skeleton)) {
+			return;
+		}
+		$db = $this->server->db();
+		$store = $this->server->objectStore();
+		foreach (scandir($skeleton) ?: [] as $name) {
+			if (!is_file($skeleton . '/' . $name)) {
+				continue;
+			}
+			$data = (string)file_get_contents($skeleton . '/' . $name);
+			if ($store !== null) {
+				$store->writeFile($db, ObjectStore::homeStorage($uid), 'files/' . $name, $data);
+				continue;
+			}
+			$target = $dataDir . '/' . $uid . '/files/' . $name;
+			file_put_contents($target, $data);
+			$storage = crc32('home::' . $uid);
+			$db->upsert('filecache', 'path_hash', ['path_hash' => md5($storage . ':files/' . $name), 'storage' => $storage,
+				'path' => 'files/' . $name, 'name' => $name, 'size' => strlen($data), 'mtime' => (int)filemtime($target), 'etag' => uniqid()]);
+		}
 	}
 
 	/** Denies web access to the data directory (.htaccess and an empty index.html). */

@@ -11,6 +11,8 @@ namespace Standin;
 final class Probe {
 	public const CHECKS = ['db', 'redis', 'apcu', 'datadir'];
 	private string $host;
+	/** The object the last write stored (S3 primary storage), else null. */
+	private ?string $object = null;
 
 	public function __construct(private Server $server) {
 		$this->host = (string)gethostname();
@@ -136,6 +138,9 @@ final class Probe {
 		}
 		if ($write !== null) {
 			$body['write'] = ['key' => $write] + $this->timed(fn () => $this->write($write));
+			if ($this->object !== null) {
+				$body['write']['object'] = $this->object;
+			}
 			$body['ok'] = $body['ok'] && $body['write']['ok'];
 		}
 		if ($read !== null) {
@@ -149,11 +154,16 @@ final class Probe {
 		$now = time();
 		$db = $this->server->db();
 		$db->upsert('standin_probe', 'probe_key', ['probe_key' => $key, 'hostname' => $this->host, 'created' => $now, 'payload' => 'written']);
+		$content = json_encode(['key' => $key, 'hostname' => $this->host, 'created' => $now]) . "\n";
+		$store = $this->server->objectStore();
+		if ($store !== null) { // S3 primary storage: the object urn:oid:<fileid of probe/KEY>
+			$this->object = ObjectStore::urn($store->writeFile($db, $store->rootStorage(), 'probe/' . $key, $content));
+			return;
+		}
 		$dir = $this->server->dataDir() . '/probe';
 		if (!is_dir($dir) && !@mkdir($dir, 0770) && !is_dir($dir)) {
 			throw new \RuntimeException('cannot create ' . $dir);
 		}
-		$content = json_encode(['key' => $key, 'hostname' => $this->host, 'created' => $now]) . "\n";
 		$tmp = $dir . '/.' . $key . '.' . bin2hex(random_bytes(4));
 		if (@file_put_contents($tmp, $content) === false || !@rename($tmp, $dir . '/' . $key)) {
 			@unlink($tmp);
@@ -175,10 +185,20 @@ final class Probe {
 		} catch (\Throwable $e) {
 			$result['error'] = get_class($e) . ': ' . $e->getMessage();
 		}
-		$file = $this->server->dataDir() . '/probe/' . $key;
-		if (is_file($file)) {
-			$result['found_file'] = true;
-			$result['file'] = json_decode((string)@file_get_contents($file), true);
+		try {
+			$store = $this->server->objectStore();
+			if ($store !== null) {
+				$content = $store->readFile($this->server->db(), $store->rootStorage(), 'probe/' . $key);
+			} else {
+				$file = $this->server->dataDir() . '/probe/' . $key;
+				$content = is_file($file) ? (string)@file_get_contents($file) : null;
+			}
+			if ($content !== null) {
+				$result['found_file'] = true;
+				$result['file'] = json_decode($content, true);
+			}
+		} catch (\Throwable $e) {
+			$result['error'] ??= get_class($e) . ': ' . $e->getMessage();
 		}
 		return $result;
 	}

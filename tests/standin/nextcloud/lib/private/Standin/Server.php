@@ -28,6 +28,7 @@ final class Server {
 	private ?Database $db = null;
 	private ?Apps $apps = null;
 	private ?Memcache $memcache = null;
+	private ObjectStore|false|null $objectStore = false;
 	private ?bool $needUpgrade = null;
 
 	public function __construct() {
@@ -89,6 +90,14 @@ final class Server {
 
 	public function apps(): Apps {
 		return $this->apps ??= new Apps($this);
+	}
+
+	/** S3 primary storage from config.php's 'objectstore', or null: files in the data directory. */
+	public function objectStore(): ?ObjectStore {
+		if ($this->objectStore === false) {
+			$this->objectStore = ObjectStore::fromConfig($this->config);
+		}
+		return $this->objectStore;
 	}
 
 	public function memcache(): Memcache {
