@@ -147,3 +147,31 @@ def test_objectstore_block_is_written_before_the_install_only(tmp_path):
     _storage_tasks(tmp_path, True, config)
     with open(config) as handle:
         assert 'objectstore' not in handle.read()
+
+
+def _firewall_glusterfs_ports(tmp_path, roles, **facts):
+    tasks = []
+    for role in roles:
+        tasks.append({'ansible.builtin.include_vars': {'file': os.path.join(ROLES, role, 'defaults', 'main.yml')}})
+    if facts:
+        tasks.append({'ansible.builtin.set_fact': facts})
+    tasks.append({'ansible.builtin.debug': {'var': 'firewall_glusterfs_ports'}})
+    results = run_tasks(tmp_path, tasks)
+    assert not any(r.get('failed') for r in results), results
+    return results[-1]['firewall_glusterfs_ports']
+
+
+def test_firewall_opens_the_glusterfs_brick_range(tmp_path):
+    """The firewall's GlusterFS ports follow glusterfs_base_port/glusterfs_max_port (issue #8: a brick outside the
+    opened range is unreachable once it restarts)."""
+    import yaml
+    with open(os.path.join(ROLES, 'glusterfs', 'defaults', 'main.yml')) as handle:
+        gluster = yaml.safe_load(handle)
+    brick_range = '%d-%d' % (gluster['glusterfs_base_port'], gluster['glusterfs_max_port'])
+    # the firewall role alone (glusterfs variables not set for the host): the glusterfs role's default range
+    assert _firewall_glusterfs_ports(tmp_path, ['firewall']) == ['24007-24008', brick_range]
+    # both roles' defaults loaded, as in one play
+    assert _firewall_glusterfs_ports(tmp_path, ['glusterfs', 'firewall']) == ['24007-24008', brick_range]
+    # the inventory moves the brick range: the firewall follows
+    assert _firewall_glusterfs_ports(tmp_path, ['firewall'], glusterfs_base_port=50000,
+                                     glusterfs_max_port=50049) == ['24007-24008', '50000-50049']
