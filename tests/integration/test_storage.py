@@ -1,26 +1,32 @@
-"""Shared storage (issue #8, docs/storage.md): GlusterFS on the web nodes, the backend guard, S3 preflight.
+"""Shared storage (issue #8, docs/storage.md): GlusterFS on the web nodes, S3 primary storage, the backend guard.
 
-Runs only on a lab deployed with the glusterfs backend:
+The GlusterFS tests run on a lab deployed with the glusterfs backend, the S3 ones on a lab deployed with the s3
+backend (its S3 server is moto's server mode on the lab's mirror host); the others run on either:
 
-    LAB_NAME=mylab NCHA_STORAGE=glusterfs .venv/bin/python -m lab up
+    LAB_NAME=mylab NCHA_STORAGE=glusterfs NCHA_S3=moto .venv/bin/python -m lab up   # or NCHA_STORAGE=s3
     LAB_NAME=mylab .venv/bin/python -m lab deploy
     LAB_NAME=mylab .venv/bin/pytest tests/integration/test_storage.py
 
-(`NCHA_STORAGE` makes `lab up` write nextcloud_storage_backend into the lab's inventory.) The S3 tests also need
-the lab's S3 emulator (`NCHA_S3=moto`, see docs/storage.md); without it they are skipped and say so.
+(`NCHA_STORAGE` makes `lab up` write nextcloud_storage_backend into the lab's inventory; `NCHA_S3=moto`, implied
+by `NCHA_STORAGE=s3`, starts the emulator.) On a lab with another backend the module skips itself.
 """
 import json
 import os
 import re
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
 import yaml
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "collections"))
+from ansible_collections.nextcloud_ha.cluster.plugins.modules.s3_bucket_check import sign_v4  # noqa: E402
 from ha_helpers import DOMAIN, GROUPS, HOSTS, INVENTORY, ROOT, container, playbook, recap_changed, sudo, wait_ssh
 
 with open(os.path.join(INVENTORY, "hosts.yml")) as _f:
@@ -28,8 +34,11 @@ with open(os.path.join(INVENTORY, "hosts.yml")) as _f:
 BACKEND = _VARS.get("nextcloud_storage_backend", "local")
 
 pytestmark = pytest.mark.skipif(
-    BACKEND != "glusterfs",
-    reason="the lab was not deployed with the glusterfs backend (NCHA_STORAGE=glusterfs python -m lab up; deploy)")
+    BACKEND not in ("glusterfs", "s3"),
+    reason="the lab was not deployed with the glusterfs or s3 backend (NCHA_STORAGE=glusterfs python -m lab up)")
+gluster = pytest.mark.skipif(BACKEND != "glusterfs", reason="the lab was not deployed with the glusterfs backend")
+s3_backend = pytest.mark.skipif(BACKEND != "s3" or _VARS.get("lab_s3_emulator") != "moto",
+                                reason="the lab was not deployed with the s3 backend (NCHA_STORAGE=s3)")
 
 VOLUME = "nextcloud"
 DATA = "/srv/nextcloud/data"
@@ -37,6 +46,7 @@ BRICK = "/srv/glusterfs/nextcloud/brick"
 WEB = GROUPS.get("webservers", [])
 LB = (GROUPS.get("haproxy") or [None])[0]
 CONFIG = "/var/www/nextcloud/config/config.php"
+SKELETON = "/var/www/nextcloud/core/skeleton"
 FACT = "/etc/ansible/facts.d/nextcloud_storage.fact"
 
 
@@ -82,6 +92,7 @@ def state_snapshot():
     return snap
 
 
+@gluster
 def test_data_dir_is_the_gluster_volume_on_every_web_node():
     for node in WEB:
         res = sudo(node, "findmnt -n -o FSTYPE,SOURCE --mountpoint %s" % DATA)
@@ -99,6 +110,7 @@ def test_data_dir_is_the_gluster_volume_on_every_web_node():
             assert "--volfile-server=%s" % peer in client, (node, client)
 
 
+@gluster
 def test_volume_is_replicated_over_the_web_nodes_and_tuned():
     info = sudo(WEB[0], "gluster volume info %s" % VOLUME).stdout
     assert "Type: Replicate" in info and "Status: Started" in info, info
@@ -118,6 +130,7 @@ def test_volume_is_replicated_over_the_web_nodes_and_tuned():
         assert conf == ["option", "base-port", "49152", "option", "max-port", "49251"], (node, conf)
 
 
+@gluster
 def test_php_fpm_and_apache_start_after_the_mount():
     for node in WEB:
         fpm = sudo(node, "systemctl list-unit-files --no-legend 'php*-fpm.service' | awk '{print $1}'").stdout.split()
@@ -128,6 +141,7 @@ def test_php_fpm_and_apache_start_after_the_mount():
             assert "srv-nextcloud-data.mount" in show.split("After=")[1].split("\n")[0], (node, service, show)
 
 
+@gluster
 def test_file_written_through_web1_is_read_through_web2():
     key = "storage-%d-%d" % (os.getpid(), int(time.time()))
     code, body = node_probe(WEB[0], "write=%s&checks=datadir" % key)
@@ -142,23 +156,36 @@ def test_file_written_through_web1_is_read_through_web2():
 def test_backend_recorded_at_install():
     for node in WEB:
         fact = json.loads(sudo(node, "cat %s" % FACT).stdout)
-        assert fact == {"backend": "glusterfs", "datadirectory": DATA}, (node, fact)
+        assert fact == {"backend": BACKEND, "datadirectory": DATA}, (node, fact)
 
 
-@pytest.mark.parametrize("extra", [
-    ["playbooks/storage.yml", "-e", "nextcloud_storage_backend=nfs", "-e", "nfs_client_server=nas.invalid",
-     "-e", "nfs_client_export=/export"],
-    ["playbooks/web.yml", "-e", "nextcloud_storage_backend=local"],
-    ["playbooks/web.yml", "-e", "nextcloud_storage_backend=s3", "-e", "nextcloud_s3_hostname=s3.invalid",
-     "-e", "nextcloud_s3_key=k", "-e", "nextcloud_s3_secret=s"],
-], ids=["to-nfs", "to-local", "to-s3"])
-def test_switching_the_backend_of_the_installed_cluster_is_refused_and_changes_nothing(extra):
+SWITCHES = {
+    "to-nfs": ["playbooks/storage.yml", "-e", "nextcloud_storage_backend=nfs", "-e", "nfs_client_server=nas.invalid",
+               "-e", "nfs_client_export=/export"],
+    "to-local": ["playbooks/web.yml", "-e", "nextcloud_storage_backend=local"],
+    "to-s3": ["playbooks/web.yml", "-e", "nextcloud_storage_backend=s3", "-e", "nextcloud_s3_hostname=s3.invalid",
+              "-e", "nextcloud_s3_key=k", "-e", "nextcloud_s3_secret=s"],
+    "to-glusterfs": ["playbooks/storage.yml", "-e", "nextcloud_storage_backend=glusterfs"],
+    "to-another-bucket": ["playbooks/web.yml", "-e", "nextcloud_s3_bucket=another-bucket"],
+}
+
+
+@pytest.mark.parametrize("switch", sorted(SWITCHES))
+def test_switching_the_backend_of_the_installed_cluster_is_refused_and_changes_nothing(switch):
+    if switch == "to-" + BACKEND or (switch == "to-another-bucket" and BACKEND != "s3"):
+        pytest.skip("not a switch on a %s lab" % BACKEND)
+    extra = SWITCHES[switch]
     before = state_snapshot()
     res = playbook(extra[0].split("/")[1], extra[1:], timeout=900)
     out = res.stdout + res.stderr
     assert res.returncode != 0, out[-3000:]
-    assert "REFUSED: Nextcloud is installed on" in out, out[-3000:]
-    assert "with the storage backend 'glusterfs'" in out and "Nothing was changed" in out, out[-3000:]
+    assert "Nothing was changed" in out, out[-3000:]
+    if switch == "to-another-bucket":
+        assert "REFUSED: the installed instance on" in out and "bucket '%s'" % _VARS["nextcloud_s3_bucket"] in out
+        assert "bucket 'another-bucket'" in out, out[-3000:]
+    else:
+        assert "REFUSED: Nextcloud is installed on" in out, out[-3000:]
+        assert "with the storage backend '%s'" % BACKEND in out, out[-3000:]
     changed = recap_changed(res.stdout)
     assert changed and all(n == 0 for n in changed.values()), changed
     assert state_snapshot() == before
@@ -172,6 +199,7 @@ def test_second_converge_of_storage_and_web_changes_nothing():
         assert changed and all(n == 0 for n in changed.values()), (name, changed)
 
 
+@gluster
 def test_capacity_preflight_prints_the_figures_and_fails_below_the_threshold():
     res = playbook("storage.yml", ["-e", "nextcloud_storage_free_fail_gb=100000", "-e",
                                    "nextcloud_storage_free_warn_gb=100000"], timeout=600)
@@ -219,6 +247,58 @@ def test_s3_preflight_passes_with_right_credentials_and_creates_the_bucket():
     for node in WEB:  # every web node now finds it, and nothing changes
         rc, out = s3_check(node, bucket=bucket)
         assert rc == 0 and re.search(r'exists"?: true', out) and re.search(r'changed"?: false', out), (node, out)
+
+
+@gluster
+def s3_get(path, query=()):
+    """One signed request from this controller to the lab's S3 server (moto on the mirror host), path style."""
+    host = "%s:%d" % (HOSTS[_VARS["nextcloud_s3_hostname"]], int(_VARS["nextcloud_s3_port"]))
+    amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256 of no payload
+    headers = {"host": host, "x-amz-date": amz_date, "x-amz-content-sha256": empty}
+    auth = sign_v4("GET", host, path, list(query), headers, empty, _VARS["nextcloud_ha_s3_key"],
+                   _VARS["nextcloud_ha_s3_secret"], _VARS["nextcloud_s3_region"], amz_date)
+    url = "http://%s%s%s" % (host, urllib.parse.quote(path, safe="/-_.~"),
+                             "?" + urllib.parse.urlencode(list(query)) if query else "")
+    req = urllib.request.Request(url, headers=dict(headers, Authorization=auth))
+    with urllib.request.urlopen(req, timeout=20) as res:
+        return res.read()
+
+
+def bucket_objects():
+    """{name: size} of the lab's bucket, by ListObjectsV2 (one page: the lab's bucket stays far below 1000)."""
+    body = s3_get("/" + _VARS["nextcloud_s3_bucket"], [("list-type", "2")]).decode()
+    assert "<IsTruncated>false</IsTruncated>" in body, body[:2000]
+    return {key: int(size) for key, size in re.findall(r"<Key>([^<]+)</Key>.*?<Size>(\d+)</Size>", body, re.S)}
+
+
+@s3_backend
+def test_install_wrote_its_files_as_objects_into_the_bucket():
+    objects = bucket_objects()
+    assert objects and all(re.fullmatch(r"urn:oid:\d+", name) for name in objects), objects
+    # the skeleton the install copied into the admin's files (core/skeleton of the release on the web nodes)
+    readme = sudo(WEB[0], "cat %s/Readme.md" % SKELETON).stdout.encode()
+    contents = [s3_get("/%s/%s" % (_VARS["nextcloud_s3_bucket"], name)) for name in sorted(objects)]
+    assert readme in contents, (objects, contents)
+    for node in WEB:  # the data directory holds no user files: no admin folder, no Readme.md
+        found = sudo(node, "find %s -name Readme.md -o -name files -type d" % DATA).stdout
+        assert found.strip() == "", (node, found)
+        assert "'objectstore'" in sudo(node, "grep -o \"'objectstore'\" %s" % CONFIG).stdout, node
+
+
+@s3_backend
+def test_file_written_through_web1_is_an_object_read_through_web2():
+    key = "storage-s3-%d-%d" % (os.getpid(), int(time.time()))
+    code, body = node_probe(WEB[0], "write=%s&checks=db" % key)
+    assert code == 200 and body["write"]["ok"], body
+    urn = body["write"]["object"]
+    assert urn in bucket_objects(), urn
+    stored = json.loads(s3_get("/%s/%s" % (_VARS["nextcloud_s3_bucket"], urn)))
+    assert stored["key"] == key and stored["hostname"] == WEB[0], stored
+    code, body = node_probe(WEB[1], "read=%s&checks=db" % key)
+    assert body["read"]["found_file"] is True and body["read"]["file"]["hostname"] == WEB[0], body
+    for node in WEB:
+        assert sudo(node, "test -e %s/probe/%s" % (DATA, key), check=False).returncode != 0, node
 
 
 @pytest.mark.disruptive
