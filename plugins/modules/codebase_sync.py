@@ -306,6 +306,7 @@ class CodebaseSync(object):
         self.staging_from = None
         self.timings = {}
         self.prebuild = None
+        self.previous_scan = None
         self.prebuilt_ok = False
         self.prebuild_error = None
 
@@ -398,8 +399,9 @@ class CodebaseSync(object):
                 return self.first_sync(result)
             return self.compare_and_sync(result)
         except BaseException:
-            if self.prebuild is not None:
-                self.prebuild.join()
+            for thread in (self.prebuild, self.previous_scan):
+                if thread is not None and thread.ident is not None:
+                    thread.join()
             if not check:
                 self.cleanup()
             raise
@@ -439,6 +441,12 @@ class CodebaseSync(object):
         # reads its own
         local = {}
         scanner = None
+        previous = None
+        if exists and not check and self.recyclable():
+            # then the previous tree, recycled as the staging tree if something changed (while the master's
+            # manifest is still on its way)
+            previous = {}
+            self.previous_scan = threading.Thread(target=self._scan_tree, args=(self.previous, previous))
         if exists:
             scanner = threading.Thread(target=self._scan_local, args=(local,))
             scanner.start()
@@ -468,6 +476,8 @@ class CodebaseSync(object):
                                                            self.module.params['diff_max_paths'])
             if not changed and not removed:
                 session.end()
+                if self.previous_scan is not None:
+                    self.previous_scan.join()
                 if self.prebuild is not None:
                     t0 = time.time()
                     if self._prebuilt():
@@ -479,7 +489,7 @@ class CodebaseSync(object):
                 session.end()
                 return self.finish(result)
             t0 = time.time()
-            names = self.prepare_staging(session, src, dest, changed, removed, local.get('excluded', []))
+            names = self.prepare_staging(session, src, dest, changed, removed, local.get('excluded', []), previous)
             result['staging_from'] = self.staging_from
             self.timings['stage'] = round(time.time() - t0, 3)
             t0 = time.time()
@@ -521,12 +531,28 @@ class CodebaseSync(object):
         return False
 
     def _scan_local(self, out):
+        self._scan_tree(self.dest, out)
+        if self.previous_scan is not None:
+            self.previous_scan.start()
+
+    def _scan_tree(self, root, out):
         try:
-            out['manifest'], out['excluded'] = tree_manifest(self.dest, self.patterns, self.find_bin)
+            out['manifest'], out['excluded'] = tree_manifest(root, self.patterns, self.find_bin)
         except OSError as e:
             out['error'] = e
 
-    def prepare_staging(self, session, src, dest, changed, removed, excluded):
+    def _previous_manifest(self, previous):
+        """The previous tree's manifest read during the comparison, or None when it cannot be recycled."""
+        if previous is None:
+            return None, None
+        self.previous_scan.join()
+        if 'error' in previous:
+            self.module.warn('cannot read the previous tree %s (%s); making a hard-linked copy instead'
+                             % (self.previous, previous['error']))
+            return None, None
+        return previous['manifest'], previous['excluded']
+
+    def prepare_staging(self, session, src, dest, changed, removed, excluded, previous=None):
         """Build the staging tree and ask the master for what it lacks; return the names asked for.
 
         Steady state: the previous tree (the state before the last sync, sharing unchanged files
@@ -537,13 +563,7 @@ class CodebaseSync(object):
         extracted as a new inode. The request goes to the master before the tree is prepared, so
         its archive is on its way meanwhile.
         """
-        base = None
-        if self.prebuild is None and self.recyclable():
-            try:
-                base, stale = tree_manifest(self.previous, self.patterns, self.find_bin)
-            except OSError as e:
-                self.module.warn('cannot read the previous tree %s (%s); making a hard-linked copy instead'
-                                 % (self.previous, e))
+        base, stale = self._previous_manifest(previous)
         if base is not None:
             names, gone = diff_manifests(src, base)
             session.request(names)
