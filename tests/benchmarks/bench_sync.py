@@ -297,7 +297,7 @@ def main():
                     ' %s=%.2f' % kv for kv in sorted(res.get('timings', {}).items())))
             except (ValueError, KeyError, RuntimeError):
                 pass
-        print('  %-11s %-14s %7.2f s  %s%s' % (case, method, seconds, 'tree ok' if ok else 'TREE DIFFERS', phases),
+        print('  %-17s %-14s %7.2f s  %s%s' % (case, method, seconds, 'tree ok' if ok else 'TREE DIFFERS', phases),
               flush=True)
         if not ok:
             raise RuntimeError('%s left a tree that differs from the master after %s' % (method, case))
