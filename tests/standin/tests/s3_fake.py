@@ -47,6 +47,22 @@ def s3_request(port: int, key: str, secret: str, method: str, path: str, query: 
         return err.code, err.read()
 
 
+def canonical_signature(secret: str, method: str, path: str, query: str, headers: dict[str, str], signed: list[str],
+                        payload: str, region: str) -> str:
+    """The Signature V4 of a request as an S3 server checks it: the canonical path is the path as received (S3
+    encodes it once), the query sorted; moto's server does the same with the decoded path."""
+    canonical_query = "&".join(sorted(query.split("&"))) if query else ""
+    canonical = "\n".join([method, path, canonical_query, "".join("%s:%s\n" % (h, headers[h].strip()) for h in signed),
+                           ";".join(signed), payload])
+    amz_date = headers.get("x-amz-date", "")
+    scope = "%s/%s/s3/aws4_request" % (amz_date[:8], region)
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + secret).encode()
+    for part in (amz_date[:8], region, "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
 def list_objects(port: int, key: str, secret: str, bucket: str) -> dict[str, int]:
     """ListObjectsV2 of the bucket: {object name: size}."""
     code, body = s3_request(port, key, secret, "GET", "/" + bucket, [("list-type", "2")])
@@ -91,11 +107,8 @@ class FakeS3:
                 if ("host" not in signed_list or payload != hashlib.sha256(body).hexdigest()
                         or any(h not in headers for h in signed_list)):
                     return self._reply(400, error="XAmzContentSHA256Mismatch")
-                subset = {h: headers[h] for h in signed_list}
-                query_pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-                want = sign_v4(self.command, headers["host"], urllib.parse.unquote(path), query_pairs, subset, payload,
-                               key, fake.secret, region, headers.get("x-amz-date", ""))
-                if not hmac.compare_digest(want.rsplit("=", 1)[1], sig):
+                if not hmac.compare_digest(canonical_signature(fake.secret, self.command, path, query, headers,
+                                                               signed_list, payload, region), sig):
                     return self._reply(403, error="SignatureDoesNotMatch")
                 bucket, _, name = path.lstrip("/").partition("/")
                 bucket, name = urllib.parse.unquote(bucket), urllib.parse.unquote(name)
