@@ -2,7 +2,8 @@
 
 Needs the cluster deployed (`python -m lab deploy`). The lab's mirror host plays the backup server. A row and a file
 written through HAProxy before the backup are deleted, then served again after the restore; a row written after the
-backup is gone after it (the restore really went back to the set). The set: a pg_dump taken on the standby, the
+backup is gone after it (the restore really went back to the set); without backup_restore_confirm=true the restore
+is refused before anything changes. The set: a pg_dump taken on the standby, the
 config and the data directories, mode 0700/0600, sha256 as in its manifest; retention keeps the newest sets; a set
 that does not exist is refused before anything changes.
 """
@@ -147,6 +148,19 @@ def test_backup_leaves_the_cluster_serving_and_no_working_copies(backed_up):
         assert r.stdout.strip() == "", (host, r.stdout)
 
 
+def test_restore_without_confirmation_is_refused(backed_up):
+    before = fingerprints()
+    proc = playbook("restore.yml")
+    out = re.sub(r"\s+", " ", proc.stdout)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "REFUSED: restoring set %s" % backed_up["set"] in out, proc.stdout[-3000:]
+    assert "-e backup_restore_confirm=true" in out and "Nothing was changed" in out, proc.stdout[-3000:]
+    assert fingerprints() == before
+    for node, st in statuses().items():
+        assert st["maintenance"] is False, (node, st)
+    assert read(KEY, backed_up["writer"]) == {"row": True, "file": True}
+
+
 def test_restore_brings_back_the_row_and_the_file(backed_up):
     writer = backed_up["writer"]
     late_writer = write(LATE_KEY)
@@ -160,7 +174,7 @@ def test_restore_brings_back_the_row_and_the_file(backed_up):
     assert read(KEY, writer) == {"row": False, "file": False}
     before = fingerprints()
 
-    proc = playbook("restore.yml")
+    proc = playbook("restore.yml", "-e", "backup_restore_confirm=true")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
     assert read(KEY, writer) == {"row": True, "file": True}
@@ -174,7 +188,7 @@ def test_restore_brings_back_the_row_and_the_file(backed_up):
 
 
 def test_a_set_that_does_not_exist_is_refused(backed_up):
-    proc = playbook("restore.yml", "-e", "backup_restore_set=20000101T000000Z")
+    proc = playbook("restore.yml", "-e", "backup_restore_set=20000101T000000Z", "-e", "backup_restore_confirm=true")
     assert proc.returncode != 0
     assert "There is no backup set" in proc.stdout and "20000101T000000Z" in proc.stdout, proc.stdout[-3000:]
     assert "Nothing was changed" in re.sub(r"\s+", " ", proc.stdout), proc.stdout[-3000:]
