@@ -132,6 +132,96 @@ def test_skipping_a_major_version_is_refused_before_anything_changes(at_32, inve
     assert snapshot(inventory) == before
 
 
+def psql(host, sql, timeout=120):
+    return sudo(host, "cd / && sudo -u postgres psql -XAtq -v ON_ERROR_STOP=1 -d nextcloud -c %s" % shlex.quote(sql),
+                timeout=timeout)
+
+
+# A database error in the middle of `occ upgrade`, after the schema migration has been recorded: the stand-in's updater
+# writes core/lastupdatedat = '0' after it has inserted the new version's migration row and bumped the apps'
+# installed_version (autocommit), so the database is left half upgraded, as a real failed migration leaves it.
+BREAK_UPGRADE = """
+CREATE FUNCTION upgrade_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.appid = 'core' AND NEW.configkey = 'lastupdatedat' AND NEW.configvalue = '0' THEN
+    RAISE EXCEPTION 'upgrade-test: write refused by a test trigger';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER upgrade_test_refuse BEFORE INSERT OR UPDATE ON oc_appconfig
+  FOR EACH ROW EXECUTE FUNCTION upgrade_test_refuse();
+"""
+UNBREAK_UPGRADE = ("DROP TRIGGER IF EXISTS upgrade_test_refuse ON oc_appconfig; "
+                   "DROP FUNCTION IF EXISTS upgrade_test_refuse()")
+
+
+def test_failed_occ_upgrade_points_every_node_back_and_says_how_to_restore(at_32, inventory):
+    """`occ upgrade` fails half-way (a database error): every node serves 32.0.2 from its previous tree again, in
+    maintenance mode with the timer stopped, and the message's own restore command and steps bring the cluster back."""
+    nodes = at_32
+    key = KEY + "-rollback"
+    code, body = lb_get(inventory, "/probe.php?checks=db&write=%s" % key)
+    assert code == 200, body
+    db = primary(inventory)
+    before = {n: sudo(n, "readlink %s" % WEBROOT).stdout.strip() for n in nodes}
+    timers = [n for n in nodes if sudo(n, "systemctl is-enabled nextcloud-cron.timer").stdout.strip() == "enabled"]
+    assert timers, "no web node runs the background job timer"
+    assert all(sudo(n, "systemctl is-active nextcloud-cron.timer").stdout.strip() == "active" for n in timers)
+    r = psql(db, BREAK_UPGRADE)
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        proc = upgrade("33.0.0", timeout=1200)
+        out = re.sub(r"\s+", " ", proc.stdout)
+        assert proc.returncode != 0, proc.stdout[-6000:]
+        assert_no_secret(proc)
+        assert "UPGRADE FAILED at 'Run the upgrade once for the cluster (occ upgrade)'" in out, proc.stdout[-6000:]
+        assert "upgrade-test: write refused by a test trigger" in out, proc.stdout[-6000:]
+        assert "Every web node points at its previous tree again" in out
+        assert "maintenance mode stays ON" in out
+
+        # every node is back on its previous tree and serves 32.0.2, in maintenance mode, the timer stopped
+        for node in nodes:
+            assert sudo(node, "readlink %s" % WEBROOT).stdout.strip() == before[node], node
+            st = status(node)
+            assert st["versionstring"] == "32.0.2" and st["installed"] is True, (node, st)
+            assert st["maintenance"] is True, (node, st)
+            assert sudo(node, "systemctl is-active nextcloud-cron.timer").stdout.strip() != "active", node
+        # the database really is half upgraded: the new version's migration row was written before the failure
+        r = psql(db, "SELECT count(*) FROM oc_migrations WHERE app = 'core' AND version LIKE '33.%'")
+        assert r.stdout.strip() not in ("", "0"), r.stdout + r.stderr
+
+        # the message names the dump on the primary and the command that restores it
+        m = re.search(r"restore the database from the dump taken before it, on (\S+): (sudo -u postgres pg_restore "
+                      r"--clean --if-exists --single-transaction --dbname=nextcloud (%s/nextcloud-32\.0\.2-to-33\.0\.0-"
+                      r"\d{8}T\d{6}Z\.dump))" % re.escape(BACKUP_DIR), out)
+        assert m, proc.stdout[-6000:]
+        assert m.group(1) == db, (m.group(1), db)
+        assert sudo(db, "test -s %s" % m.group(3)).returncode == 0, m.group(3)
+        assert "maintenance:mode --off" in out and "nextcloud-cron.timer on %s" % ", ".join(timers) in out, out[-3000:]
+
+        # follow the message: restore the dump, maintenance off on every node, the timer started again
+        r = sudo(db, "cd / && " + m.group(2), timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        psql(db, UNBREAK_UPGRADE)  # the dump was taken with the trigger in place, the restore brought it back
+        r = psql(db, "SELECT count(*) FROM oc_migrations WHERE app = 'core' AND version LIKE '33.%'")
+        assert r.stdout.strip() == "0", r.stdout + r.stderr
+        for node in nodes:
+            r = sudo(node, "cd %s && sudo -u www-data php %s/occ --no-warnings maintenance:mode --off"
+                     % (WEBROOT, WEBROOT))
+            assert r.returncode == 0, (node, r.stdout, r.stderr)
+        for node in timers:
+            assert sudo(node, "systemctl start nextcloud-cron.timer").returncode == 0, node
+    finally:
+        psql(db, UNBREAK_UPGRADE)
+
+    for node in nodes:
+        st = status(node)
+        assert st["versionstring"] == "32.0.2" and st["maintenance"] is False, (node, st)
+        assert st["needsDbUpgrade"] is False, (node, st)
+    code, body = lb_get(inventory, "/probe.php?checks=db,redis,datadir&read=%s" % key)
+    assert code == 200 and json.loads(body)["read"]["found_row"] is True, body
+
+
 def test_upgrade_32_to_33(at_32, inventory):
     nodes = at_32
     code, body = lb_get(inventory, "/probe.php?checks=db&write=%s" % KEY)
