@@ -221,6 +221,7 @@ def test_new_node_reaches_the_database_and_redis(scaled_out, cluster):
 def test_second_site_run_changes_nothing(scaled_out):
     proc = site()
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-3000:]
+    print("\n".join(line for line in proc.stdout.splitlines() if " : ok=" in line))
     changed = recap_changed(proc.stdout)
     assert changed and not any(changed.values()), "\n".join(changed_tasks(proc.stdout)) or changed
 
@@ -250,10 +251,13 @@ def test_removing_the_node_drains_it_out_of_haproxy(scaled_out, cluster):
 
         worker = threading.Thread(target=background, daemon=True)
         worker.start()
+        t0 = time.time()
         proc = site(tmp)
         done.set()
         worker.join(timeout=60)
         assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-3000:]
+        print("site.yml without %s: %.0f s" % (NEW, time.time() - t0))
+        print("\n".join(changed_tasks(proc.stdout)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     states = servers_state(lb)
