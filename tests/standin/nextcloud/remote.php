@@ -33,6 +33,23 @@ function davError(int $code, string $exception, string $message, array $headers 
 		. '  <s:message>' . htmlspecialchars($message, ENT_XML1) . "</s:message>\n</d:error>\n";
 }
 
+/** A PROPFIND answer: the multistatus document around the responses in $body. */
+function davMultistatus(string $body): void {
+	http_response_code(207);
+	header('Content-Type: application/xml; charset=utf-8');
+	echo "<?xml version=\"1.0\"?>\n<d:multistatus xmlns:d=\"DAV:\">" . $body . "</d:multistatus>\n";
+}
+
+function davOptions(bool $mkcol): void {
+	header('DAV: 1, 3');
+	header('Allow: OPTIONS, GET, HEAD, DELETE, PROPFIND, PUT' . ($mkcol ? ', MKCOL' : ''));
+	http_response_code(200);
+}
+
+function davNotImplemented(string $method): void {
+	davError(501, 'Sabre\\DAV\\Exception\\NotImplemented', 'There was no plugin in the system that was willing to handle this ' . $method . ' method.');
+}
+
 /** @return list<string> path segments, refusing '.' and '..' */
 function segments(string $path): array {
 	$parts = array_values(array_filter(explode('/', $path), fn ($p) => $p !== ''));
@@ -124,17 +141,13 @@ function serveObjects(Standin\ObjectStore $store, Standin\Database $db, string $
 					}
 				}
 			}
-			http_response_code(207);
-			header('Content-Type: application/xml; charset=utf-8');
-			echo "<?xml version=\"1.0\"?>\n<d:multistatus xmlns:d=\"DAV:\">" . $body . "</d:multistatus>\n";
+			davMultistatus($body);
 			break;
 		case 'OPTIONS':
-			header('DAV: 1, 3');
-			header('Allow: OPTIONS, GET, HEAD, DELETE, PROPFIND, PUT');
-			http_response_code(200);
+			davOptions(false);
 			break;
 		default:
-			davError(501, 'Sabre\\DAV\\Exception\\NotImplemented', 'There was no plugin in the system that was willing to handle this ' . $method . ' method.');
+			davNotImplemented($method);
 	}
 }
 
@@ -308,17 +321,13 @@ try {
 					$body .= propResponse(rtrim($href, '/') . '/' . rawurlencode($name) . (is_dir("$target/$name") ? '/' : ''), "$target/$name");
 				}
 			}
-			http_response_code(207);
-			header('Content-Type: application/xml; charset=utf-8');
-			echo "<?xml version=\"1.0\"?>\n<d:multistatus xmlns:d=\"DAV:\">" . $body . "</d:multistatus>\n";
+			davMultistatus($body);
 			break;
 		case 'OPTIONS':
-			header('DAV: 1, 3');
-			header('Allow: OPTIONS, GET, HEAD, DELETE, PROPFIND, PUT, MKCOL');
-			http_response_code(200);
+			davOptions(true);
 			break;
 		default:
-			davError(501, 'Sabre\\DAV\\Exception\\NotImplemented', 'There was no plugin in the system that was willing to handle this ' . $method . ' method.');
+			davNotImplemented($method);
 	}
 	$memcache->releaseLocks();
 } catch (DavError $e) {
