@@ -3,7 +3,10 @@
 Needs the cluster deployed (`python -m lab deploy`). The lab's mirror host plays the backup server. A row and a file
 written through HAProxy before the backup are deleted, then served again after the restore; a row written after the
 backup is gone after it (the restore really went back to the set); without backup_restore_confirm=true the restore
-is refused before anything changes. The set: a pg_dump taken on the standby, the
+is refused before anything changes. After the backup (occ maintenance:mode writes Nextcloud's merged configuration,
+node.config.php's values included, into config.php) and after the restore (the set's config.php holds the values it
+was taken with: a log level set by hand before the backup), config.php is the same on every web node and holds the
+inventory's values, so that the next site.yml finds nothing to change. The set: a pg_dump taken on the standby, the
 config and the data directories, mode 0700/0600, sha256 as in its manifest; retention keeps the newest sets; a set
 that does not exist is refused before anything changes.
 """
@@ -101,6 +104,38 @@ def statuses():
     return out
 
 
+# config.php keys the inventory sets that the test checks by value (the lab inventory's or the role's defaults)
+EXPECTED = {
+    "trusted_domains": [DOMAIN] + [d for d in LAB_VARS.get("nextcloud_ha_trusted_domains_extra", []) if d != DOMAIN],
+    "loglevel": int(LAB_VARS.get("nextcloud_loglevel", 2)),
+}
+HAND_LOGLEVEL = 0 if EXPECTED["loglevel"] != 0 else 1
+
+
+def config_php(node):
+    """config.php of a node, as Nextcloud reads it (config.php only, not node.config.php). Holds secrets: never
+    put it whole into an assertion message."""
+    r = sudo(node, "php -r '$CONFIG = []; include \"/var/www/nextcloud/config/config.php\"; echo json_encode($CONFIG);'")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def config_problems():
+    """Keys (names and the checked values only) in which the web nodes' config.php differ from each other or from
+    the inventory."""
+    configs = {node: config_php(node) for node in WEB}
+    first = configs[WEB[0]]
+    problems = []
+    for node, conf in configs.items():
+        differing = sorted(k for k in set(first) | set(conf) if first.get(k) != conf.get(k))
+        if differing:
+            problems.append("%s differs from %s in %s" % (node, WEB[0], ", ".join(differing)))
+        for key, want in EXPECTED.items():
+            if conf.get(key) != want:
+                problems.append("%s: %s is %r, the inventory says %r" % (node, key, conf.get(key), want))
+    return problems
+
+
 def fingerprints():
     return {node: sudo(node, "cd /var/www/nextcloud && sudo -u www-data php occ --no-warnings "
                              "config:system:get data-fingerprint").stdout.strip() for node in WEB}
@@ -113,6 +148,11 @@ def backed_up():
         pytest.skip("needs the cluster deployed (`python -m lab deploy`): %s" % (r.stdout or r.stderr))
     writer = write(KEY)
     assert read(KEY, writer) == {"row": True, "file": True}
+    # a value the inventory does not have, set by hand on every node: the set keeps it, the restore must not
+    for node in WEB:
+        r = sudo(node, "cd /var/www/nextcloud && sudo -u www-data php occ --no-warnings config:system:set loglevel "
+                       "--type=integer --value=%d" % HAND_LOGLEVEL)
+        assert r.returncode == 0, r.stdout + r.stderr
     proc = playbook("backup.yml", "-e", "backup_retention=2")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     found = sets()
@@ -138,6 +178,13 @@ def test_set_holds_dump_from_the_standby_config_and_data(backed_up):
     assert "./config.php" in sudo(BACKUP_HOST, "tar -tzf %s/config.tar.gz" % path).stdout.split()
     files = sudo(BACKUP_HOST, "tar -tzf %s/data-%s.tar.gz" % (path, backed_up["writer"])).stdout.split()
     assert "./probe/%s" % KEY in files
+    # the set's config.php is the one taken (with the log level set by hand)
+    r = sudo(BACKUP_HOST, "tar -xzOf %s/config.tar.gz ./config.php | grep -c \"'loglevel' => %d,\"" % (path, HAND_LOGLEVEL))
+    assert r.stdout.strip() == "1", r.stdout + r.stderr
+
+
+def test_backup_leaves_config_php_as_the_inventory_says(backed_up):
+    assert config_problems() == []
 
 
 def test_backup_leaves_the_cluster_serving_and_no_working_copies(backed_up):
@@ -185,6 +232,9 @@ def test_restore_brings_back_the_row_and_the_file(backed_up):
     for node, st in statuses().items():
         assert st["installed"] is True and st["maintenance"] is False, (node, st)
     assert sudo(WEB[0], "systemctl is-active nextcloud-cron.timer").stdout.strip() == "active"
+    # the restored config.php (log level set by hand, the master's node values merged in) was rewritten with the
+    # inventory's cluster settings on every node
+    assert config_problems() == []
 
 
 def test_a_set_that_does_not_exist_is_refused(backed_up):
