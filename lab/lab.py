@@ -5,7 +5,7 @@ Commands (run from the repository root with the project's venv):
   python -m lab up [--fresh]   build images if needed, start the topology, write the inventory
   python -m lab deploy         run site.yml against the lab (after `up`)
   python -m lab status         show the lab's containers and whether ssh answers
-  python -m lab down           remove the lab's containers and network (only what the lab labelled)
+  python -m lab down           remove the lab's containers, volumes and network (only what the lab labelled)
   python -m lab images         build the Debian 12 and 13 base images (cached by recipe hash)
   python -m lab ssh HOST [CMD] open a shell or run a command on a lab host
 
@@ -298,8 +298,8 @@ class Lab:
 
     # ---- network and containers
     def labelled(self, kind):
-        fmt = "{{.Name}}" if kind == "network" else "{{.Names}}"
-        cmd = ["podman", kind, "ls"] if kind == "network" else ["podman", "ps", "-a"]
+        fmt = "{{.Names}}" if kind == "container" else "{{.Name}}"
+        cmd = ["podman", "ps", "-a"] if kind == "container" else ["podman", kind, "ls"]
         out = run(cmd + ["--filter", "label=%s=%s" % (LABEL, self.name), "--format", fmt],
                   capture=True, quiet=True).stdout.split()
         return out
@@ -326,6 +326,28 @@ class Lab:
             return None
         return res.stdout.split()
 
+    def volumes(self, host):
+        """{volume name: path in the container} of a host's `volumes` in topology.yml."""
+        spec = self.hosts[host] or {}
+        return {"%s-%s%s" % (self.name, host, path.replace("/", "-")): path for path in spec.get("volumes", [])}
+
+    def mounted_volumes(self, host):
+        res = run(["podman", "inspect", "--type", "container", "--format",
+                   "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}}={{.Destination}} {{end}}{{end}}",
+                   self.container(host)], check=False, capture=True, quiet=True)
+        return dict(pair.split("=", 1) for pair in res.stdout.split())
+
+    def new_volumes(self, host):
+        """The host's volumes, empty: a new container starts as blank as a new host."""
+        labelled = set(self.labelled("volume"))
+        for vol in self.volumes(host):
+            if vol in labelled:
+                run(["podman", "volume", "rm", "-f", vol], capture=True)
+            elif run(["podman", "volume", "exists", vol], check=False, quiet=True).returncode == 0:
+                raise SystemExit("lab: a podman volume %r exists that the lab did not create; "
+                                 "set LAB_NAME to another name" % vol)
+            run(["podman", "volume", "create", "--label", "%s=%s" % (LABEL, self.name), vol], capture=True)
+
     def start_host(self, host, fresh):
         spec = self.hosts[host] or {}
         name = self.container(host)
@@ -333,10 +355,12 @@ class Lab:
         if state is not None:
             if len(state) < 3 or state[2] != self.name:
                 raise SystemExit("lab: container %s exists but was not made by this lab" % name)
-            current = state[0] == "running" and state[1] == self.image() and state[3:] == [self.address(host)]
+            current = (state[0] == "running" and state[1] == self.image() and state[3:] == [self.address(host)]
+                       and self.mounted_volumes(host) == self.volumes(host))
             if not fresh and current:
                 return False
             run(["podman", "rm", "-f", "-t", "2", name], capture=True)
+        self.new_volumes(host)
         cmd = ["podman", "run", "-d", "--name", name, "--hostname", host,
                "--label", "%s=%s" % (LABEL, self.name),
                "--network", self.name, "--ip", self.address(host), "--network-alias", host,
@@ -347,6 +371,8 @@ class Lab:
             # modules to load in a container (Debian 13's fails and leaves the host "degraded"): mask it.
             cmd += ["--privileged", "--device", "/dev/fuse",
                     "-v", "/dev/null:/etc/systemd/system/systemd-modules-load.service:ro"]
+        for vol, path in self.volumes(host).items():
+            cmd += ["-v", "%s:%s" % (vol, path)]
         cmd += [self.image(), "/sbin/init"]
         run(cmd, capture=True)
         return True
@@ -542,6 +568,9 @@ class Lab:
         stale = set(self.labelled("container")) - {self.container(h) for h in self.hosts}
         for name in sorted(stale):
             run(["podman", "rm", "-f", "-t", "2", name], capture=True)
+        wanted = {vol for h in self.hosts for vol in self.volumes(h)}
+        for vol in sorted(set(self.labelled("volume")) - wanted):
+            run(["podman", "volume", "rm", "-f", vol], capture=True)
         hostkeys = {}
         for host in self.hosts:
             self.wait_booted(host)
@@ -565,6 +594,8 @@ class Lab:
             run(["podman", "rm", "-f", "-t", "2", name], capture=True)
         if self.name in self.labelled("network"):
             run(["podman", "network", "rm", "-f", self.name], capture=True)
+        for vol in self.labelled("volume"):
+            run(["podman", "volume", "rm", "-f", vol], capture=True)
         for path in (self.ssh_config, self.known_hosts):
             if os.path.exists(path):
                 os.remove(path)

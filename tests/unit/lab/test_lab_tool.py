@@ -35,6 +35,15 @@ def test_every_host_gets_its_own_address_in_the_lab_subnet(lab):
     assert all(a.startswith(prefix) for a in addresses)
 
 
+def test_web_roots_are_volumes_named_after_the_lab_and_host(lab):
+    # the web nodes' /var/www on a podman volume of their own (hard links on a disk file system, not overlayfs)
+    webservers = [h for h, spec in lab.hosts.items() if "webservers" in (spec or {}).get("groups", [])]
+    assert webservers
+    for host in lab.hosts:
+        want = {"unitlab-%s-var-www" % host: "/var/www"} if host in webservers else {}
+        assert lab.volumes(host) == want, host
+
+
 def test_lab_names_keep_labs_apart(monkeypatch):
     monkeypatch.delenv("LAB_SUBNET", raising=False)
     one, two = labtool.Lab(name="alpha"), labtool.Lab(name="beta")
