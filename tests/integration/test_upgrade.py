@@ -22,6 +22,7 @@ import pytest
 from conftest import ROOT, STATE, ssh
 from lab_paths import INVENTORY, LAB_VARS
 from test_sync import recap
+from test_backup import config_problems
 
 pytestmark = pytest.mark.disruptive
 
@@ -246,6 +247,8 @@ def test_upgrade_32_to_33(at_32, inventory):
         assert r.stdout.strip() not in ("", "0"), (node, r.stdout, r.stderr)
     cron = inventory.group("webservers")[0]
     assert sudo(cron, "systemctl is-active nextcloud-cron.timer").stdout.strip() == "active"
+    # config.php the same on every node and as the inventory says (occ wrote the master's node values into it)
+    assert config_problems() == []
 
     code, body = lb_get(inventory, "/probe.php?checks=db,redis,datadir&read=%s" % KEY)
     assert code == 200, body
