@@ -126,6 +126,13 @@ def config_problems():
     configs = {node: config_php(node) for node in WEB}
     first = configs[WEB[0]]
     problems = []
+    # the file as nc_sync compares it (size, mtime, mode, owner) and its bytes: else the next site.yml syncs it
+    files = {node: sudo(node, "f=/var/www/nextcloud/config/config.php; stat -c '%s %Y %a %u %g' $f; "
+                              "sha256sum < $f").stdout.split() for node in WEB}
+    for node in WEB[1:]:
+        if files[node] != files[WEB[0]]:
+            problems.append("%s's config.php file is not %s's (size mtime mode uid gid sha256: %s / %s)"
+                            % (node, WEB[0], " ".join(files[node][:5]), " ".join(files[WEB[0]][:5])))
     for node, conf in configs.items():
         differing = sorted(k for k in set(first) | set(conf) if first.get(k) != conf.get(k))
         if differing:
