@@ -25,7 +25,9 @@ It sets up what the methods need (rsync, a root ssh key web2 -> web1 for the scr
            same ssh transport options as codebase_sync (cipher preference, no compression).
 
 Times are taken on web2 around each command (only the command: not the ssh/sudo that starts it), after
-an untimed `sync`, so that no method pays for the disk writeback of the one run before it. Every result is checked against the master's tree
+an untimed `sync`, so that no method pays for the disk writeback of the one run before it (`--writeback`: each
+command also pays for its own, a `sync` at its end). An untimed warm-up round of first syncs comes first, so that
+every method's timed first sync starts right after its previous tree was deleted, as the others' do. Every result is checked against the master's tree
 (path, type, size, mtime, mode, owner) after the run. It prints the medians as a table with ratios.
 This is a measurement, not a timed test: nothing fails on a slow result.
 """
@@ -148,13 +150,19 @@ def ssh(host, command, check=True, input_=None, timeout=1800):
     return p
 
 
+# --writeback: every timed command ends with `sync`, so that each method pays for writing its own data to the disk
+# (else how much of it the kernel writes back while the command runs is chance, and the first sync's times with it)
+WRITEBACK = {'on': False}
+
+
 def timed(host, command):
     """Run command on host, timing it there; return seconds.
 
     Dirty pages are written out first (``sync``, untimed; it is system-wide, so it covers the other
     containers too): no method pays for the writeback of the 320 MB the one before it wrote."""
-    wrapper = ('sync; s=$(date +%%s.%%N); ( %s ) >/tmp/bench.out 2>&1; rc=$?; e=$(date +%%s.%%N); '
-               'echo "$rc $s $e"' % command)
+    end_sync = ' sync;' if WRITEBACK['on'] else ''
+    wrapper = ('sync; s=$(date +%%s.%%N); ( %s ) >/tmp/bench.out 2>&1; rc=$?;%s e=$(date +%%s.%%N); '
+               'echo "$rc $s $e"' % (command, end_sync))
     out = ssh(host, wrapper).stdout.split()
     rc, start, end = int(out[0]), float(out[1]), float(out[2])
     if rc != 0:
@@ -266,7 +274,10 @@ def main():
     ap.add_argument('--reps', type=int, default=3)
     ap.add_argument('--files', type=int, default=22000)
     ap.add_argument('--mb', type=int, default=250)
+    ap.add_argument('--writeback', action='store_true',
+                    help='time each command with a `sync` at its end: every method pays for writing its data to disk')
     args = ap.parse_args()
+    WRITEBACK['on'] = args.writeback
     if not os.path.exists(SSH_CONFIG):
         sys.exit('the lab %r is not up: run `LAB_NAME=%s python -m lab up`' % (LAB_NAME, LAB_NAME))
     nfiles, mb = setup(args.files, args.mb)
@@ -302,6 +313,12 @@ def main():
         if not ok:
             raise RuntimeError('%s left a tree that differs from the master after %s' % (method, case))
 
+    # Warm-up, untimed: one first sync by every method, so that each method's timed first sync starts as the
+    # others' do, right after its previous tree was deleted (codebase_sync's AnsiballZ run above made one already;
+    # writing right after deleting a 22,000-file tree is slower on the lab's disk than writing into a fresh one).
+    for m in ('design', 'rsync', 'floor'):
+        reset_empty(m)
+        ssh(NODE, cmds[m])
     for rep in range(args.reps):
         print('repetition %d/%d' % (rep + 1, args.reps), flush=True)
         order = ['design', 'rsync', 'codebase_sync', 'floor']
@@ -357,7 +374,9 @@ def report(times, inner, nfiles, mb, reps, overhead, start_cost):
     floor = med[('first', 'floor')]
     print()
     print('Tree: %d files, %d MB, web1 -> web2 (lab containers), medians of %d interleaved runs; '
-          'times taken on web2; load average at the end: %s.' % (nfiles, mb, reps, os.getloadavg()[0]))
+          'times taken on web2%s; load average at the end: %s.'
+          % (nfiles, mb, reps, ', each with its writeback (sync at its end)' if WRITEBACK['on'] else '',
+             os.getloadavg()[0]))
     print()
     print('| case | method | median s | min-max s | in-module s | vs floor | vs design script | vs rsync |')
     print('|---|---|---:|---:|---:|---:|---:|---:|')
