@@ -32,6 +32,7 @@ import shlex
 import stat
 import subprocess
 import sys
+import threading
 
 EXPORT_NAME = 'nc-sync-export'
 MANIFEST_VERSION = 3
@@ -247,22 +248,30 @@ def _glob_escape(name):
     return re.sub(r'([\\*?\[\]])', r'\\\1', name)
 
 
-def find_argv(find_bin, excluded):
+def find_argv(find_bin, excluded, start_points=None, maxdepth=None):
     """argv of the find that writes the manifest of the tree it runs in (cwd = the tree's root).
 
-    ``excluded`` are exact relative paths; they are pruned (never entered, never printed).
+    ``excluded`` are exact relative paths; they are pruned (never entered, never printed). By
+    default find walks ``.`` and prints paths relative to it (%P, '' for the root). With
+    ``start_points`` (relative paths such as ``apps/files``, none beginning with a character find
+    reads as an expression) it walks those and prints paths as given (%p): the same relative form.
     """
-    argv = [find_bin, '.']
+    if start_points is None:
+        argv, prefix, name = [find_bin, '.'], './', '%P'
+    else:
+        argv, prefix, name = [find_bin] + list(start_points), '', '%p'
+    if maxdepth is not None:
+        argv += ['-maxdepth', str(int(maxdepth))]
     if excluded:
         argv.append('(')
         for i, rel in enumerate(excluded):
             if i:
                 argv.append('-o')
-            argv += ['-path', './' + _glob_escape(rel)]
+            argv += ['-path', prefix + _glob_escape(rel)]
         argv += [')', '-prune', '-o']
     for kind, fmt in FIND_FORMATS:
-        argv += ['(', '-type', kind, '-printf', fmt, ')', '-o']
-    return argv + ['-printf', r'%P\0' + _UNKNOWN + r'\0']
+        argv += ['(', '-type', kind, '-printf', name + fmt[2:], ')', '-o']
+    return argv + ['-printf', name + r'\0' + _UNKNOWN + r'\0']
 
 
 FIND_ENV = {'TZ': 'UTC0', 'LC_ALL': 'C'}
@@ -278,6 +287,68 @@ def run_find(find_bin, root, excluded):
         raise OSError(errno.EIO, 'find failed (exit %d): %s' % (
             proc.returncode, err.decode('utf-8', 'replace').strip()[-2000:]), root)
     return out
+
+
+# The master's walk is on every sync's critical path (the node compares only once the master's manifest
+# is there; its own walks run meanwhile), so the export splits it over several find processes: one for
+# the root and its entries, the others for the second-level entries, dealt out in turn.
+FIND_JOBS = 4
+# Second-level entries beginning with these would be read by find as its expression, not as a path.
+_FIND_EXPR_START = ('-', '(', ')', '!', ',')
+MAX_FIND_START_POINTS = 4096
+
+
+def split_walk(root, excluded, jobs):
+    """Start points of ``jobs`` find processes that together walk ``root`` below its first level, or
+    None when the walk is better not split (one job, too few or too many entries, unusual names)."""
+    if jobs < 2:
+        return None
+    skip = set(excluded)
+    points = []
+    with os.scandir(root) as it:
+        tops = sorted(de.name for de in it if de.is_dir(follow_symlinks=False) and de.name not in skip)
+    for top in tops:
+        if top.startswith(_FIND_EXPR_START):
+            return None
+        with os.scandir(os.path.join(root, top)) as it:
+            points.extend(rel for rel in (top + '/' + de.name for de in it) if rel not in skip)
+        if len(points) > MAX_FIND_START_POINTS:
+            return None
+    if len(points) < 2 * jobs:
+        return None
+    points.sort()
+    return [points[i::jobs] for i in range(jobs)]
+
+
+def run_finds(find_bin, root, excluded, jobs=FIND_JOBS):
+    """The output of run_find, from up to ``jobs`` + 1 find processes running side by side.
+
+    Raises OSError when one of them fails (the tree changed under it, for one)."""
+    plan = split_walk(root, excluded, min(jobs, os.cpu_count() or 1))
+    if plan is None:
+        return run_find(find_bin, root, excluded)
+    env = dict(os.environ, **FIND_ENV)
+    argvs = [find_argv(find_bin, excluded, maxdepth=1)]
+    argvs += [find_argv(find_bin, excluded, start_points=points) for points in plan]
+    procs = [subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for argv in argvs]
+    results = [None] * len(procs)
+
+    def collect(i):
+        results[i] = procs[i].communicate()
+
+    # every pipe is read while all run (one reader would stall the others once their pipes are full)
+    readers = [threading.Thread(target=collect, args=(i,)) for i in range(1, len(procs))]
+    for t in readers:
+        t.start()
+    collect(0)
+    for t in readers:
+        t.join()
+    for proc, (_out, err) in zip(procs, results):
+        if proc.returncode != 0:
+            raise OSError(errno.EIO, 'find failed (exit %d): %s' % (
+                proc.returncode, err.decode('utf-8', 'replace').strip()[-2000:]), root)
+    return b''.join(out for out, _err in results)
 
 
 def parse_pairs(data):
@@ -844,7 +915,7 @@ def export_manifest(real, patterns, find_bin='find'):
     excluded = excluded_entries(real, patterns)
     if excluded is None:
         return encode_manifest(scan_tree(real, patterns))
-    data = run_find(find_bin, real, excluded)
+    data = run_finds(find_bin, real, excluded)
     if b'\0' + _UNKNOWN.encode() + b'\0' in data:
         data = encode_manifest(_complete_others(real, parse_pairs(data)))
     return data

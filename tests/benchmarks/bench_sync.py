@@ -18,7 +18,9 @@ It sets up what the methods need (rsync, a root ssh key web2 -> web1 for the scr
            (rsync and codebase_sync only). codebase_sync's incremental right after a node's first sync makes
            the node's second tree (a hard-linked copy) for its atomic swap; from then on it recycles its
            previous tree, as in the last two cases.
-  methods  the design notes' script, rsync -a --delete over ssh (with the same excludes),
+  methods  the design notes' script, rsync -a --delete over ssh (with the same excludes), the same rsync
+           run the way an Ansible task runs it ("rsync task": from a kept AnsiballZ file of
+           ansible.builtin.command, the lightest way to run rsync from a playbook; its own destination),
            codebase_sync (the real module, run from its kept AnsiballZ file so Ansible's controller
            overhead is not counted, but Python's and the AnsiballZ wrapper's start are), and the
            floor: a bare `ssh tar | tar` stream into an empty folder. rsync and the floor use the
@@ -49,8 +51,8 @@ EXPORT = os.path.join(ROOT, 'plugins', 'module_utils', 'codebase_sync.py')
 
 MASTER, NODE = 'web1', 'web2'
 SRC = '/var/www/bench-src'
-DEST = {'design': '/var/www/html', 'rsync': '/var/www/bench-rsync', 'codebase_sync': '/var/www/bench-cs',
-        'floor': '/var/www/bench-floor'}
+DEST = {'design': '/var/www/html', 'rsync': '/var/www/bench-rsync', 'rsync task': '/var/www/bench-rsync-task',
+        'codebase_sync': '/var/www/bench-cs', 'floor': '/var/www/bench-floor'}
 KEY = '/root/.ssh/bench_id_ed25519'
 SYNC_KEY = '/etc/nextcloud-sync/bench_id_ed25519'
 SYNC_KNOWN = '/etc/nextcloud-sync/bench_known_hosts'
@@ -249,13 +251,19 @@ def ansible_overhead():
 SSH_TRANSPORT = '-o Compression=no -o Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com'
 
 
-def commands(ansiballz):
+def rsync_argv(dest):
+    """rsync -a --delete from the master over ssh, with the module's excludes (a leading / anchors at the root)."""
+    return (['rsync', '-a', '--delete'] + ['--exclude=/%s' % p for p in EXCLUDE]
+            + ['-e', 'ssh -i %s %s' % (KEY, SSH_TRANSPORT), 'root@%s:%s/' % (MASTER, SRC), dest + '/'])
+
+
+def commands(ansiballz, rsync_task):
     d = dict(key=KEY, master=MASTER, node=NODE, src=SRC, srcname=os.path.basename(SRC), transport=SSH_TRANSPORT)
-    excludes = ' '.join('--exclude=/%s' % p for p in EXCLUDE)     # rsync: a leading / anchors at the tree root
     return {
         'design': DESIGN.format(**d),
-        'rsync': 'mkdir -p {dst} && rsync -a --delete {excludes} -e "ssh -i {key} {transport}" '
-                 'root@{master}:{src}/ {dst}/'.format(dst=DEST['rsync'], excludes=excludes, **d),
+        'rsync': 'mkdir -p %s && %s' % (DEST['rsync'], ' '.join(shlex.quote(a) for a in rsync_argv(DEST['rsync']))),
+        # the same rsync inside an Ansible module process (ansible.builtin.command, its argv given as a list)
+        'rsync task': 'python3 %s > /tmp/bench.rt.json' % rsync_task,
         # only the module's process is timed; a failed run exits non-zero (checked by timed())
         'codebase_sync': 'python3 %s > /tmp/bench.cs.json' % ansiballz,
         'floor': 'mkdir {dst} && ssh -i {key} {transport} root@{master} tar -C {src} -cf - . | '
@@ -282,9 +290,11 @@ def main():
         sys.exit('the lab %r is not up: run `LAB_NAME=%s python -m lab up`' % (LAB_NAME, LAB_NAME))
     nfiles, mb = setup(args.files, args.mb)
     ping = keep_ansiballz('ansible.builtin.ping')
+    reset_empty('rsync task')
+    rsync_task = keep_ansiballz('ansible.builtin.command', args={'argv': rsync_argv(DEST['rsync task'])})
     # last: its run's temporary folder (the module's tmpdir when the kept file runs) must stay
     ansiballz = keep_ansiballz(args=module_args(DEST['codebase_sync']))
-    cmds = commands(ansiballz)
+    cmds = commands(ansiballz, rsync_task)
     src_digest = tree_digest(MASTER, SRC, skip_config=True)
     times = {}
     inner = {}      # codebase_sync: the module's own 'seconds' (after Python and AnsiballZ started)
@@ -308,7 +318,7 @@ def main():
                     ' %s=%.2f' % kv for kv in sorted(res.get('timings', {}).items())))
             except (ValueError, KeyError, RuntimeError):
                 pass
-        print('  %-17s %-14s %7.2f s  %s%s' % (case, method, seconds, 'tree ok' if ok else 'TREE DIFFERS', phases),
+        print('  %-17s %-13s %7.2f s  %s%s' % (case, method, seconds, 'tree ok' if ok else 'TREE DIFFERS', phases),
               flush=True)
         if not ok:
             raise RuntimeError('%s left a tree that differs from the master after %s' % (method, case))
@@ -316,13 +326,13 @@ def main():
     # Warm-up, untimed: one first sync by every method, so that each method's timed first sync starts as the
     # others' do, right after its previous tree was deleted (codebase_sync's AnsiballZ run above made one already;
     # writing right after deleting a 22,000-file tree is slower on the lab's disk than writing into a fresh one).
-    for m in ('design', 'rsync', 'floor'):
+    for m in ('design', 'rsync', 'rsync task', 'floor'):
         reset_empty(m)
         ssh(NODE, cmds[m])
     for rep in range(args.reps):
         print('repetition %d/%d' % (rep + 1, args.reps), flush=True)
-        order = ['design', 'rsync', 'codebase_sync', 'floor']
-        order = order[rep % 4:] + order[:rep % 4]      # rotate so no method always runs first
+        order = ['design', 'rsync', 'codebase_sync', 'floor', 'rsync task']
+        order = order[rep % 5:] + order[:rep % 5]      # rotate so no method always runs first
         # (1) first sync to an empty node
         for m in order:
             reset_empty(m)
@@ -346,7 +356,7 @@ def main():
             ssh(MASTER, 'python3 - %s %s' % (SRC, action), input_=APP)
             master_digests.clear()
             for m in order:
-                if m in ('rsync', 'codebase_sync'):
+                if m in ('rsync', 'rsync task', 'codebase_sync'):
                     record(case, m, timed(NODE, cmds[m]), DEST[m])
         ssh(MASTER, 'python3 - %s remove' % SRC, input_=APP)
         master_digests.clear()
@@ -378,35 +388,43 @@ def report(times, inner, nfiles, mb, reps, overhead, start_cost):
           % (nfiles, mb, reps, ', each with its writeback (sync at its end)' if WRITEBACK['on'] else '',
              os.getloadavg()[0]))
     print()
-    print('| case | method | median s | min-max s | in-module s | vs floor | vs design script | vs rsync |')
-    print('|---|---|---:|---:|---:|---:|---:|---:|')
+    print('| case | method | median s | min-max s | in-module s | vs floor | vs design script | vs rsync '
+          '| vs rsync task |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|---:|')
     for case in CASES:
-        for m in ('floor', 'design', 'rsync', 'codebase_sync'):
+        for m in ('floor', 'design', 'rsync', 'rsync task', 'codebase_sync'):
             if (case, m) not in med:
                 continue
             v = med[(case, m)]
             lo, hi = min(times[(case, m)]), max(times[(case, m)])
-            print('| %s | %s | %.2f | %.2f-%.2f | %s | %s | %s | %s |' % (
+            print('| %s | %s | %.2f | %.2f-%.2f | %s | %s | %s | %s | %s |' % (
                 case, m, v, lo, hi,
                 '%.2f' % statistics.median(inner[case]) if m == 'codebase_sync' and inner.get(case) else '',
                 '%.2fx' % (v / floor) if case == 'first' else '',
                 '%.3fx' % (v / med[(design_case(case), 'design')])
                 if m != 'design' and (design_case(case), 'design') in med else '',
-                '%.2fx' % (v / med[(case, 'rsync')]) if m not in ('rsync', 'design') and (case, 'rsync') in med else ''))
+                '%.2fx' % (v / med[(case, 'rsync')]) if m in ('rsync task', 'codebase_sync') and (case, 'rsync') in med
+                else '',
+                '%.2fx' % (v / med[(case, 'rsync task')]) if m == 'codebase_sync' and (case, 'rsync task') in med
+                else ''))
     print()
     cs = {c: med[(c, 'codebase_sync')] for c in CASES}
     design = med[('incremental', 'design')]
-    print('Targets: first <= 1.1x floor: %.2fx %s; no-op <= rsync no-op: %.2fx %s' % (
-        cs['first'] / floor, verdict(cs['first'], 1.1 * floor),
-        cs['no-op'] / med[('no-op', 'rsync')], verdict(cs['no-op'], med[('no-op', 'rsync')])))
-    for case in ('incremental', 'incremental again'):
-        print('  %s: <= 0.1x design script: %.3fx %s, <= rsync: %.2fx %s' % (
-            case, cs[case] / design, verdict(cs[case], 0.1 * design),
-            cs[case] / med[(case, 'rsync')], verdict(cs[case], med[(case, 'rsync')])))
+
+    def vs_rsync(case):
+        return 'rsync: %.2fx %s, rsync task: %.2fx %s' % (
+            cs[case] / med[(case, 'rsync')], verdict(cs[case], med[(case, 'rsync')]),
+            cs[case] / med[(case, 'rsync task')], verdict(cs[case], med[(case, 'rsync task')]))
+    print('Targets: first <= 1.1x floor: %.2fx %s' % (cs['first'] / floor, verdict(cs['first'], 1.1 * floor)))
+    print('  no-op <= %s' % vs_rsync('no-op'))
+    for case in ('incremental', 'incremental again', 'removal'):
+        print('  %s: <= 0.1x design script: %.3fx %s; <= %s' % (
+            case, cs[case] / design, verdict(cs[case], 0.1 * design), vs_rsync(case)))
     print('codebase_sync times are its whole module process on web2 (python3 AnsiballZ_codebase_sync.py); '
           '"in-module" is the part after Python, the AnsiballZ wrapper and AnsibleModule started. Starting any '
-          'module that way (ansible.builtin.ping) takes %.2f s here; one Ansible task adds about %.1f s of '
-          'controller overhead on top (ansible ping, measured now), counted for no method.' % (start_cost, overhead))
+          'module that way (ansible.builtin.ping) takes %.2f s here; "rsync task" is rsync inside such a module '
+          'process (ansible.builtin.command). One Ansible task adds about %.1f s of controller overhead on top '
+          '(ansible ping, measured now), counted for no method.' % (start_cost, overhead))
     print('"incremental" is the node\'s first sync after its first one (codebase_sync makes its second tree, a '
           'hard-linked copy, then); "incremental again" is the same change on a node that has synced before '
           '(its previous tree recycled), the state of every node of a running cluster.')

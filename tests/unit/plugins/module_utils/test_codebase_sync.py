@@ -156,6 +156,81 @@ def test_tree_manifest_fails_on_unreadable_tree(tmp_path):
         cs.tree_manifest(str(tmp_path), [], find_bin='false')
 
 
+# -- the master's walk split over several find processes ------------------------------------------
+
+def _wide_tree(tmp_path):
+    """Enough second-level entries to split the walk; odd names, a FIFO and symlinks; excluded paths at
+    the first, second and third level."""
+    root = _odd_tree(tmp_path)
+    for top in ('apps', 'core', '3rdparty'):
+        for i in range(5):
+            d = root / top / ('e%d' % i) / 'sub'
+            d.mkdir(parents=True)
+            (d / 'f.php').write_text(str(i))
+        (root / top / 'top file.txt').write_text('t')
+        os.symlink('e0', str(root / top / 'lnk'))
+    (root / 'apps' / 'e1' / 'data').mkdir()
+    (root / 'apps' / 'e1' / 'data' / 'secret').write_text('s')
+    (root / 'data' / 'x').mkdir(parents=True)
+    (root / 'config').mkdir()
+    (root / 'config' / 'node.config.php').write_text('n')
+    (root / 'config' / 'config.php').write_text('c')
+    return root
+
+
+@pytest.fixture
+def many_cpus(monkeypatch):
+    monkeypatch.setattr(cs.os, 'cpu_count', lambda: 8)
+
+
+@pytest.mark.parametrize('exclude', [[], ['data/', 'config/node.config.php', 'apps/e1/data/', 'core/e2/']])
+def test_split_walk_gives_what_one_find_gives(tmp_path, many_cpus, exclude):
+    root = str(_wide_tree(tmp_path))
+    excluded = cs.excluded_entries(root, cs.parse_patterns(exclude))
+    plan = cs.split_walk(root, excluded, 3)
+    assert len(plan) == 3
+    points = [p for group in plan for p in group]
+    assert len(points) == len(set(points)) and 'apps/e0' in points and 'config/config.php' in points
+    assert not set(points) & set(excluded)
+    one = cs.parse_pairs(cs.run_find('find', root, excluded))
+    assert cs.parse_pairs(cs.run_finds('find', root, excluded, jobs=3)) == one
+    assert cs._complete_others(root, one) == cs.scan_tree(root, cs.parse_patterns(exclude))
+    if exclude:
+        assert not [p for p in one if p.startswith(('data', 'apps/e1/data', 'core/e2')) or p.endswith('node.config.php')]
+
+
+def test_split_walk_declines_what_find_would_misread_or_not_gain_from(tmp_path, many_cpus, monkeypatch):
+    root = _wide_tree(tmp_path)
+    assert cs.split_walk(str(root), [], 1) is None                     # one job
+    assert cs.split_walk(str(root), [], 50) is None                    # fewer entries than two per job
+    monkeypatch.setattr(cs, 'MAX_FIND_START_POINTS', 5)
+    assert cs.split_walk(str(root), [], 2) is None                     # too many for argv
+    monkeypatch.undo()
+    monkeypatch.setattr(cs.os, 'cpu_count', lambda: 8)
+    (root / '-delete').mkdir()
+    (root / '-delete' / 'a').write_text('a')
+    assert cs.split_walk(str(root), [], 2) is None                     # find would read it as an action
+    assert cs.parse_pairs(cs.run_finds('find', str(root), [], jobs=2)) == cs.parse_pairs(
+        cs.run_find('find', str(root), []))
+
+
+def test_split_walk_fails_when_one_find_fails(tmp_path, many_cpus):
+    root = _wide_tree(tmp_path)
+    # a find that works for the root's own listing (-maxdepth 1) and fails for the second-level walks
+    fake = tmp_path / 'find'
+    fake.write_text('#!/bin/sh\ncase "$*" in *maxdepth*) exec find "$@";; esac\necho walk broke >&2\nexit 3\n')
+    fake.chmod(0o755)
+    with pytest.raises(OSError, match=r'find failed \(exit 3\): walk broke'):
+        cs.run_finds(str(fake), str(root), [], jobs=2)
+
+
+def test_export_manifest_of_a_split_walk_matches_local_scan(tmp_path, many_cpus):
+    root = _wide_tree(tmp_path)
+    rc, data = _export(tmp_path, cs.export_request('manifest', str(root), ['data/']), allow=[str(tmp_path)])
+    assert rc == 0
+    assert cs.decode_manifest(data.split(b'\n', 1)[1]) == cs.scan_tree(str(root), cs.parse_patterns(['data/']))
+
+
 def test_manifest_roundtrip_with_odd_names(tmp_path):
     m = cs.scan_tree(str(_odd_tree(tmp_path)), [])
     assert cs.decode_manifest(cs.encode_manifest(m)) == m
