@@ -29,7 +29,9 @@ It sets up what the methods need (rsync, a root ssh key web2 -> web1 for the scr
 Times are taken on web2 around each command (only the command: not the ssh/sudo that starts it), after
 an untimed `sync`, so that no method pays for the disk writeback of the one run before it (`--writeback`: each
 command also pays for its own, a `sync` at its end). An untimed warm-up round of first syncs comes first, so that
-every method's timed first sync starts right after its previous tree was deleted, as the others' do. Every result is checked against the master's tree
+every method's timed first sync starts right after its previous tree was deleted, as the others' do. `--node-root /tmp`
+puts web2's trees on the container's tmpfs: the first sync's times on the host's disk spread by a factor of four
+within one method (6-26 s), which hides any difference between methods. Every result is checked against the master's tree
 (path, type, size, mtime, mode, owner) after the run. It prints the medians as a table with ratios.
 This is a measurement, not a timed test: nothing fails on a slow result.
 """
@@ -51,8 +53,19 @@ EXPORT = os.path.join(ROOT, 'plugins', 'module_utils', 'codebase_sync.py')
 
 MASTER, NODE = 'web1', 'web2'
 SRC = '/var/www/bench-src'
-DEST = {'design': '/var/www/html', 'rsync': '/var/www/bench-rsync', 'rsync task': '/var/www/bench-rsync-task',
-        'codebase_sync': '/var/www/bench-cs', 'floor': '/var/www/bench-floor'}
+DEST_NAMES = {'design': 'html', 'rsync': 'bench-rsync', 'rsync task': 'bench-rsync-task', 'codebase_sync': 'bench-cs',
+              'floor': 'bench-floor'}
+# where the node's trees go (--node-root); DEST is filled in by set_node_root()
+NODE_ROOT = {'path': '/var/www'}
+DEST = {}
+
+
+def set_node_root(root):
+    NODE_ROOT['path'] = root
+    DEST.update((m, os.path.join(root, name)) for m, name in DEST_NAMES.items())
+
+
+set_node_root('/var/www')
 KEY = '/root/.ssh/bench_id_ed25519'
 SYNC_KEY = '/etc/nextcloud-sync/bench_id_ed25519'
 SYNC_KNOWN = '/etc/nextcloud-sync/bench_known_hosts'
@@ -131,15 +144,15 @@ os.system('chown -R www-data:www-data ' + root)
 # stopping/starting it is a no-op here; everything else is the script, with its tarball in /tmp).
 DESIGN = r'''
 systemctl stop httpd 2>/dev/null || true
-rm -rf /var/www/html
+rm -rf {root}/html
 ssh -i {key} root@{master} rm -v /tmp/moveinstallation.tar >/dev/null 2>&1 || true
 ssh -i {key} root@{master} tar -cpf /tmp/moveinstallation.tar {src} 2>/dev/null
-cd /var/www/
+cd {root}/
 scp -i {key} -q root@{master}:/tmp/moveinstallation.tar .
-tar --same-owner -xvf moveinstallation.tar -C /var/www >/dev/null
+tar --same-owner -xvf moveinstallation.tar -C {root} >/dev/null
 mv var/www/{srcname}/ html
 rm -rf var
-sed -i "s/    0 => '{master}',/    0 => '{node}',/" /var/www/html/config/config.php
+sed -i "s/    0 => '{master}',/    0 => '{node}',/" {root}/html/config/config.php
 systemctl start httpd 2>/dev/null || true
 '''
 
@@ -195,8 +208,8 @@ def setup(nfiles, mb):
         % (shlex.quote(pub), shlex.quote(pub)))
     hostkeys = ssh(MASTER, 'cat /etc/ssh/ssh_host_ed25519_key.pub').stdout.split()
     known = '%s %s %s' % (MASTER, hostkeys[0], hostkeys[1])
-    ssh(NODE, 'mkdir -p /root/.ssh /etc/nextcloud-sync /var/www && echo %s > /root/.ssh/known_hosts && echo %s > %s'
-        % (shlex.quote(known), shlex.quote(known), SYNC_KNOWN))
+    ssh(NODE, 'mkdir -p /root/.ssh /etc/nextcloud-sync %s && echo %s > /root/.ssh/known_hosts && echo %s > %s'
+        % (NODE_ROOT['path'], shlex.quote(known), shlex.quote(known), SYNC_KNOWN))
     # the restricted export for codebase_sync: its own user, forced command, from= web2 only
     with open(EXPORT) as f:
         ssh(MASTER, 'mkdir -p %s && cat > %s' % (os.path.dirname(EXPORT_ON_MASTER), EXPORT_ON_MASTER), input_=f.read())
@@ -258,7 +271,8 @@ def rsync_argv(dest):
 
 
 def commands(ansiballz, rsync_task):
-    d = dict(key=KEY, master=MASTER, node=NODE, src=SRC, srcname=os.path.basename(SRC), transport=SSH_TRANSPORT)
+    d = dict(key=KEY, master=MASTER, node=NODE, src=SRC, srcname=os.path.basename(SRC), transport=SSH_TRANSPORT,
+             root=NODE_ROOT['path'])
     return {
         'design': DESIGN.format(**d),
         'rsync': 'mkdir -p %s && %s' % (DEST['rsync'], ' '.join(shlex.quote(a) for a in rsync_argv(DEST['rsync']))),
@@ -273,8 +287,9 @@ def commands(ansiballz, rsync_task):
 
 def reset_empty(method):
     dst = DEST[method]
-    ssh(NODE, 'rm -rf %s %s.previous /var/www/.%s.codebase_sync-* /var/www/moveinstallation.tar'
-        % (dst, dst, os.path.basename(dst)))
+    root = NODE_ROOT['path']
+    ssh(NODE, 'rm -rf %s %s.previous %s/.%s.codebase_sync-* %s/moveinstallation.tar'
+        % (dst, dst, root, os.path.basename(dst), root))
 
 
 def main():
@@ -284,7 +299,11 @@ def main():
     ap.add_argument('--mb', type=int, default=250)
     ap.add_argument('--writeback', action='store_true',
                     help='time each command with a `sync` at its end: every method pays for writing its data to disk')
+    ap.add_argument('--node-root', default='/var/www',
+                    help="the folder on web2 that gets every method's tree (default /var/www, a volume on the host's "
+                         "disk); /tmp, the containers' tmpfs, takes the host disk's noise out of the first sync")
     args = ap.parse_args()
+    set_node_root(args.node_root.rstrip('/') or '/')
     WRITEBACK['on'] = args.writeback
     if not os.path.exists(SSH_CONFIG):
         sys.exit('the lab %r is not up: run `LAB_NAME=%s python -m lab up`' % (LAB_NAME, LAB_NAME))
@@ -383,10 +402,10 @@ def report(times, inner, nfiles, mb, reps, overhead, start_cost):
     med = {k: statistics.median(v) for k, v in times.items()}
     floor = med[('first', 'floor')]
     print()
-    print('Tree: %d files, %d MB, web1 -> web2 (lab containers), medians of %d interleaved runs; '
-          'times taken on web2%s; load average at the end: %s.'
-          % (nfiles, mb, reps, ', each with its writeback (sync at its end)' if WRITEBACK['on'] else '',
-             os.getloadavg()[0]))
+    print('Tree: %d files, %d MB, web1 -> web2 (lab containers; web2\'s trees in %s), medians of %d interleaved '
+          'runs; times taken on web2%s; load average at the end: %s.'
+          % (nfiles, mb, NODE_ROOT['path'], reps,
+             ', each with its writeback (sync at its end)' if WRITEBACK['on'] else '', os.getloadavg()[0]))
     print()
     print('| case | method | median s | min-max s | in-module s | vs floor | vs design script | vs rsync '
           '| vs rsync task |')
