@@ -52,6 +52,20 @@ def sudo(host, command, timeout=60, check=True):
     return res
 
 
+def kill_export_tar(master, after_bytes, timeout=150):
+    """Kill the sync export's tar on ``master`` once it has read ``after_bytes`` (a transfer cut half way).
+
+    Watched on the master itself every 50 ms (/proc/PID/io), since the lab's volumes stream a few hundred MB in a
+    second or two, faster than a poll over ssh. Returns the bytes its tar had read, or None when no such tar came
+    (or it ended before reading that much) within ``timeout`` seconds."""
+    watch = ("for i in $(seq %d); do p=$(pgrep -u ncsync -f -- '^tar -c -f - -C' | head -n 1); "
+             "if [ -n \"$p\" ]; then r=$(awk '/^rchar/ {print $2}' /proc/$p/io 2>/dev/null); "
+             "if [ \"${r:-0}\" -gt %d ]; then kill -9 \"$p\"; echo \"$r\"; exit 0; fi; fi; sleep 0.05; done; "
+             "exit 1" % (int(timeout * 20), int(after_bytes)))
+    r = sudo(master, watch, timeout=timeout + 60, check=False)
+    return int(r.stdout.split()[-1]) if r.returncode == 0 else None
+
+
 def container(action, host, timeout=120):
     """podman stop/start of one of this lab's containers."""
     name = "%s-%s" % (LAB_NAME, host)

@@ -27,8 +27,8 @@ import pytest
 import loadgen
 from conftest import RELIABILITY
 from ha_helpers import (DOMAIN, GROUPS, HOSTS, INVENTORY, PLAYBOOK, ROOT, allowed_addresses, container,
-                        current_master, fpm_service, playbook, redis_role, servers_state, sudo, wait_ssh,
-                        web_tier_ready, workload_urls)
+                        current_master, fpm_service, kill_export_tar, playbook, redis_role, servers_state, sudo,
+                        wait_ssh, web_tier_ready, workload_urls)
 from pg_helpers import DB_NAME, inventory_with, sql
 from pg_helpers import playbook as pg_playbook
 from pg_helpers import wait_for
@@ -290,14 +290,7 @@ def test_6_codebase_sync_killed_half_way_then_run_again():
         with Load() as load:
             time.sleep(3)
             proc = sync_playbook()
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and proc.poll() is None and not killed:
-                pids = sudo(master, "pgrep -u ncsync -f -- 'tar -c -f -' || true").stdout.split()
-                if pids:
-                    time.sleep(0.5)
-                    sudo(master, "kill -9 %s" % " ".join(pids), check=False)
-                    killed = True
-                time.sleep(0.2)
+            killed = kill_export_tar(master, 40000000, timeout=300) is not None    # 40 of the 150 MB read
             first, _ = proc.communicate(timeout=600)
             kept_old_tree = tree_of(node) == before
             again = sync_playbook()

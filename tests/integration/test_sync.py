@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 
 from conftest import LAB_NAME, ROOT, STATE, ssh
-from ha_helpers import DOMAIN
+from ha_helpers import DOMAIN, kill_export_tar
 from lab_paths import INVENTORY
 
 # The lab's load balancer has a self-signed certificate.
@@ -253,26 +253,18 @@ def test_transfer_killed_half_way_leaves_old_tree_then_next_sync_completes(synce
     before = digest(NODE, WEBROOT)
     # a large new file, so that the stream takes a few seconds
     # (in a folder of its own: the real tree, or the lab's stand-in release, need not have core/js)
-    r = sudo(MASTER, "mkdir -p %s/synctest-huge && head -c 120000000 /dev/urandom > %s/synctest-huge/huge.js && "
+    r = sudo(MASTER, "mkdir -p %s/synctest-huge && head -c 300000000 /dev/urandom > %s/synctest-huge/huge.js && "
                      "chown -R www-data:www-data %s/synctest-huge" % (WEBROOT, WEBROOT, WEBROOT), timeout=300)
     assert r.returncode == 0, r.stderr
     proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", INVENTORY,
                              os.path.join(ROOT, "playbooks", "sync.yml")] + SSH_ARGS + list(extra),
                             cwd=ROOT, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    killed = False
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and not killed:
-        # the export's tar-list stream on the master: find its tar by pid and kill it once data flowed
-        r = sudo(MASTER, "pgrep -u ncsync -f -- '^tar -c -f - -C'")
-        pids = r.stdout.split()
-        if pids:
-            time.sleep(1)
-            staging = sudo(NODE, "du -sm /var/www/.nextcloud-*.codebase_sync-staging 2>/dev/null | cut -f1").stdout.strip()
-            sudo(MASTER, "kill -9 %s" % " ".join(pids))
-            killed = True
-            print("killed the export's tar after %s MB had arrived" % (staging or "?"))
-        time.sleep(0.2)
+    # the export's tar-list stream on the master, killed once its tar has read 50 MB of the 300 MB file
+    read = kill_export_tar(MASTER, 50000000)
+    killed = read is not None
+    if killed:
+        print("killed the export's tar after it had read %d bytes" % read)
     out, _ = proc.communicate(timeout=600)
     assert killed, "the transfer finished before it could be killed:\n" + out[-3000:]
     assert proc.returncode != 0
