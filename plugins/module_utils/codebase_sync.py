@@ -296,11 +296,16 @@ FIND_JOBS = 4
 # Second-level entries beginning with these would be read by find as its expression, not as a path.
 _FIND_EXPR_START = ('-', '(', ')', '!', ',')
 MAX_FIND_START_POINTS = 4096
+# ... and this many bytes of them in all, far below the smallest argv limit Linux gives (128 KiB)
+MAX_FIND_START_BYTES = 64 * 1024
 
 
 def split_walk(root, excluded, jobs):
     """Start points of ``jobs`` find processes that together walk ``root`` below its first level, or
-    None when the walk is better not split (one job, too few or too many entries, unusual names)."""
+    None when the walk is better not split (one job, too few or too many entries, unusual names).
+
+    A second-level entry that disappears before its find reaches it fails the walk, as an entry that
+    disappears during one find's walk does."""
     if jobs < 2:
         return None
     skip = set(excluded)
@@ -314,7 +319,7 @@ def split_walk(root, excluded, jobs):
             points.extend(rel for rel in (top + '/' + de.name for de in it) if rel not in skip)
         if len(points) > MAX_FIND_START_POINTS:
             return None
-    if len(points) < 2 * jobs:
+    if len(points) < 2 * jobs or sum(len(os.fsencode(p)) + 1 for p in points) > MAX_FIND_START_BYTES:
         return None
     points.sort()
     return [points[i::jobs] for i in range(jobs)]
@@ -330,24 +335,38 @@ def run_finds(find_bin, root, excluded, jobs=FIND_JOBS):
     env = dict(os.environ, **FIND_ENV)
     argvs = [find_argv(find_bin, excluded, maxdepth=1)]
     argvs += [find_argv(find_bin, excluded, start_points=points) for points in plan]
-    procs = [subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) for argv in argvs]
-    results = [None] * len(procs)
+    procs, results = [], [None] * len(argvs)
 
     def collect(i):
-        results[i] = procs[i].communicate()
+        try:
+            results[i] = procs[i].communicate()
+        except Exception as e:     # reported below, after every reader ended
+            results[i] = e
 
-    # every pipe is read while all run (one reader would stall the others once their pipes are full)
-    readers = [threading.Thread(target=collect, args=(i,)) for i in range(1, len(procs))]
-    for t in readers:
-        t.start()
-    collect(0)
-    for t in readers:
-        t.join()
-    for proc, (_out, err) in zip(procs, results):
+    readers = []
+    try:
+        for argv in argvs:
+            procs.append(subprocess.Popen(argv, cwd=root, env=env, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        # every pipe is read while all run (one reader would stall the others once their pipes are full)
+        readers = [threading.Thread(target=collect, args=(i,)) for i in range(1, len(procs))]
+        for t in readers:
+            t.start()
+        collect(0)
+    finally:
+        for t in readers:
+            if t.ident is not None:
+                t.join()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, result in zip(procs, results):
+        if isinstance(result, Exception):
+            raise OSError(errno.EIO, 'reading find failed: %s' % result, root)
         if proc.returncode != 0:
             raise OSError(errno.EIO, 'find failed (exit %d): %s' % (
-                proc.returncode, err.decode('utf-8', 'replace').strip()[-2000:]), root)
+                proc.returncode, result[1].decode('utf-8', 'replace').strip()[-2000:]), root)
     return b''.join(out for out, _err in results)
 
 

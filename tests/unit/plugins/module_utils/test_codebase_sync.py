@@ -169,6 +169,8 @@ def _wide_tree(tmp_path):
             (d / 'f.php').write_text(str(i))
         (root / top / 'top file.txt').write_text('t')
         os.symlink('e0', str(root / top / 'lnk'))
+    for name in ('-delete', '(', '!', ',', '-exec', 'g*[1]?'):      # start points 'apps/-delete', ...
+        (root / 'apps' / name).write_text(name)
     (root / 'apps' / 'e1' / 'data').mkdir()
     (root / 'apps' / 'e1' / 'data' / 'secret').write_text('s')
     (root / 'data' / 'x').mkdir(parents=True)
@@ -183,8 +185,18 @@ def many_cpus(monkeypatch):
     monkeypatch.setattr(cs.os, 'cpu_count', lambda: 8)
 
 
+def _pairs(data):
+    """find's output as a sorted list of (path, attrs): a path printed twice shows."""
+    items = data.split(b'\0')[:-1]
+    return sorted(zip(items[0::2], items[1::2]))
+
+
+def _no_single_find(monkeypatch):
+    monkeypatch.setattr(cs, 'run_find', lambda *a: pytest.fail('the walk was not split'))
+
+
 @pytest.mark.parametrize('exclude', [[], ['data/', 'config/node.config.php', 'apps/e1/data/', 'core/e2/']])
-def test_split_walk_gives_what_one_find_gives(tmp_path, many_cpus, exclude):
+def test_split_walk_gives_what_one_find_gives(tmp_path, many_cpus, monkeypatch, exclude):
     root = str(_wide_tree(tmp_path))
     excluded = cs.excluded_entries(root, cs.parse_patterns(exclude))
     plan = cs.split_walk(root, excluded, 3)
@@ -192,8 +204,10 @@ def test_split_walk_gives_what_one_find_gives(tmp_path, many_cpus, exclude):
     points = [p for group in plan for p in group]
     assert len(points) == len(set(points)) and 'apps/e0' in points and 'config/config.php' in points
     assert not set(points) & set(excluded)
-    one = cs.parse_pairs(cs.run_find('find', root, excluded))
-    assert cs.parse_pairs(cs.run_finds('find', root, excluded, jobs=3)) == one
+    single = cs.run_find('find', root, excluded)
+    one = cs.parse_pairs(single)
+    _no_single_find(monkeypatch)
+    assert _pairs(cs.run_finds('find', root, excluded, jobs=3)) == _pairs(single)
     assert cs._complete_others(root, one) == cs.scan_tree(root, cs.parse_patterns(exclude))
     if exclude:
         assert not [p for p in one if p.startswith(('data', 'apps/e1/data', 'core/e2')) or p.endswith('node.config.php')]
@@ -204,14 +218,19 @@ def test_split_walk_declines_what_find_would_misread_or_not_gain_from(tmp_path, 
     assert cs.split_walk(str(root), [], 1) is None                     # one job
     assert cs.split_walk(str(root), [], 50) is None                    # fewer entries than two per job
     monkeypatch.setattr(cs, 'MAX_FIND_START_POINTS', 5)
-    assert cs.split_walk(str(root), [], 2) is None                     # too many for argv
-    monkeypatch.undo()
-    monkeypatch.setattr(cs.os, 'cpu_count', lambda: 8)
+    assert cs.split_walk(str(root), [], 2) is None                     # too many names
+    monkeypatch.setattr(cs, 'MAX_FIND_START_POINTS', 4096)
+    monkeypatch.setattr(cs, 'MAX_FIND_START_BYTES', 100)
+    assert cs.split_walk(str(root), [], 2) is None                     # too many bytes for argv
+    monkeypatch.setattr(cs, 'MAX_FIND_START_BYTES', 64 * 1024)
+    assert cs.split_walk(str(root), [], 2) is not None
     (root / '-delete').mkdir()
     (root / '-delete' / 'a').write_text('a')
     assert cs.split_walk(str(root), [], 2) is None                     # find would read it as an action
-    assert cs.parse_pairs(cs.run_finds('find', str(root), [], jobs=2)) == cs.parse_pairs(
-        cs.run_find('find', str(root), []))
+    single = cs.run_find('find', str(root), [])
+    calls = []
+    monkeypatch.setattr(cs, 'run_find', lambda *a: calls.append(a) or single)
+    assert cs.run_finds('find', str(root), [], jobs=2) == single and len(calls) == 1
 
 
 def test_split_walk_fails_when_one_find_fails(tmp_path, many_cpus):
@@ -224,8 +243,14 @@ def test_split_walk_fails_when_one_find_fails(tmp_path, many_cpus):
         cs.run_finds(str(fake), str(root), [], jobs=2)
 
 
-def test_export_manifest_of_a_split_walk_matches_local_scan(tmp_path, many_cpus):
+def test_split_walk_fails_when_find_cannot_start(tmp_path, many_cpus):
+    with pytest.raises(OSError):
+        cs.run_finds(str(tmp_path / 'no-such-find'), str(_wide_tree(tmp_path)), [], jobs=2)
+
+
+def test_export_manifest_of_a_split_walk_matches_local_scan(tmp_path, many_cpus, monkeypatch):
     root = _wide_tree(tmp_path)
+    _no_single_find(monkeypatch)
     rc, data = _export(tmp_path, cs.export_request('manifest', str(root), ['data/']), allow=[str(tmp_path)])
     assert rc == 0
     assert cs.decode_manifest(data.split(b'\n', 1)[1]) == cs.scan_tree(str(root), cs.parse_patterns(['data/']))
