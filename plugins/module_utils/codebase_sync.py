@@ -279,14 +279,7 @@ FIND_ENV = {'TZ': 'UTC0', 'LC_ALL': 'C'}
 
 def run_find(find_bin, root, excluded):
     """Run find_argv in ``root``; return its output (bytes). Raises OSError when find fails."""
-    env = dict(os.environ, **FIND_ENV)
-    proc = subprocess.Popen(find_argv(find_bin, excluded), cwd=root, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise OSError(errno.EIO, 'find failed (exit %d): %s' % (
-            proc.returncode, err.decode('utf-8', 'replace').strip()[-2000:]), root)
-    return out
+    return _run_finds_side_by_side([find_argv(find_bin, excluded)], root)
 
 
 # The master's walk is on every sync's critical path (the node compares only once the master's manifest
@@ -332,9 +325,16 @@ def run_finds(find_bin, root, excluded, jobs=FIND_JOBS):
     plan = split_walk(root, excluded, min(jobs, os.cpu_count() or 1))
     if plan is None:
         return run_find(find_bin, root, excluded)
-    env = dict(os.environ, **FIND_ENV)
     argvs = [find_argv(find_bin, excluded, maxdepth=1)]
     argvs += [find_argv(find_bin, excluded, start_points=points) for points in plan]
+    return _run_finds_side_by_side(argvs, root)
+
+
+def _run_finds_side_by_side(argvs, root):
+    """Run every find argv in ``argvs`` at once in ``root``; return their outputs joined (bytes).
+
+    Raises OSError when one of them cannot start, fails or cannot be read; every one is reaped."""
+    env = dict(os.environ, **FIND_ENV)
     procs, results = [], [None] * len(argvs)
 
     def collect(i):
