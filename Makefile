@@ -14,14 +14,19 @@ export NO_COLOR ?= 1
 # Tests always install the Nextcloud test stand-in, never depend on the internet.
 test: export LAB_NEXTCLOUD = standin
 
-# Debian packages the controller needs for the tests (the lab installs podman and friends itself).
-HOST_PACKAGES := php-cli php-sqlite3 php-xml php-mbstring php-gd php-zip php-curl gnupg bzip2 rsync openssh-client ca-certificates openssl
+# Debian packages the controller needs for the tests (the lab installs podman and friends itself). The stand-in's
+# tests run PHP with the extensions a real Nextcloud uses (pgsql, redis); venv and git for the tool chain and
+# `ansible-test sanity`. .ci/run proves the list complete: it runs the controller-side tests in a blank container.
+HOST_PACKAGES := make git python3-venv php-cli php-sqlite3 php-pgsql php-redis php-xml php-mbstring php-gd php-zip \
+	php-curl gnupg bzip2 rsync openssh-client ca-certificates openssl
 
-.PHONY: lab test test-debian13 test-disruptive test-reliability deps venv unit standin lint sanity molecule down status
+.PHONY: lab test test-debian13 test-disruptive test-reliability deps venv lock blank unit standin lint sanity molecule down status
 
+# LAB_DEPLOY_ARGS go on to ansible-playbook (`make lab LAB_DEPLOY_ARGS="-e nextcloud_version=33.0.0"`); LAB_NEXTCLOUD
+# may name a release archive on this machine (README, The lab).
 lab: venv deps
 	$(VENV)/bin/python -m lab up
-	$(VENV)/bin/python -m lab deploy
+	$(VENV)/bin/python -m lab deploy $(LAB_DEPLOY_ARGS)
 
 test: venv deps unit standin lint sanity molecule
 
@@ -32,11 +37,28 @@ deps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# The exact versions of requirements.lock (the ones the tests last passed with), within requirements.txt's ranges.
+$(VENV)/.installed: requirements.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q -c requirements.lock pip
+	$(VENV)/bin/pip install -q -r requirements.txt -c requirements.lock
 	touch $@
+
+# Refresh requirements.lock: the newest versions requirements.txt allows, resolved in a venv of their own.
+# Then run `make test` and commit the lock only if it passes.
+lock:
+	rm -rf .cache/lock-venv
+	$(PYTHON) -m venv .cache/lock-venv
+	.cache/lock-venv/bin/pip install -q --upgrade pip
+	.cache/lock-venv/bin/pip install -q -r requirements.txt
+	{ sed -n '/^#/p' requirements.lock; .cache/lock-venv/bin/pip freeze --all --exclude setuptools --exclude wheel; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf .cache/lock-venv
+
+# The controller-side tests (deps venv unit standin lint sanity) in a blank container of the lab's Debian image
+# holding only a clean clone of the last commit: proves the install steps above complete (.ci/run runs it).
+blank:
+	$(VENV)/bin/python -m lab blank
 
 unit:
 	$(VENV)/bin/pytest -q tests/unit

@@ -8,29 +8,38 @@ Commands (run from the repository root with the project's venv):
   python -m lab down           remove the lab's containers, volumes and network (only what the lab labelled)
   python -m lab images         build the Debian 12 and 13 base images (cached by recipe hash)
   python -m lab ssh HOST [CMD] open a shell or run a command on a lab host
+  python -m lab blank [CMD]    run CMD (default: make deps venv unit standin lint sanity) in a throw-away container
+                               of the base image with only a clean clone of this checkout in it (.ci/run does)
 
 Environment:
   LAB_NAME    name of this lab instance (default nchalab); containers are <name>-<host>,
               the network is <name>, state lives in lab/.state/<name>/
   LAB_DISTRO  bookworm (default, from topology.yml) or trixie
   LAB_SUBNET  the /24 of the lab network (default derived from LAB_NAME in 10.213.0.0/16)
-  LAB_NEXTCLOUD  `standin` (always use the test stand-in, as the tests do) or `auto` (default: the
-              official release when download.nextcloud.com answers, else the stand-in, said loudly)
+  LAB_NEXTCLOUD  `standin` (always use the test stand-in, as the tests do), `auto` (default: the
+              official release when download.nextcloud.com answers, else the stand-in, said loudly), or the path
+              of a release archive on the controller, nextcloud-X.Y.Z.tar.bz2, with its .sha256 and .asc beside it
+              and the signing key as nextcloud.asc in the same folder (or LAB_NEXTCLOUD_SHA256, LAB_NEXTCLOUD_ASC,
+              LAB_NEXTCLOUD_KEY, LAB_NEXTCLOUD_VERSION, LAB_NEXTCLOUD_FINGERPRINT): deployed through the role's
+              air-gapped path, verified on every node
   LAB_EXTRA_HOSTS  comma-separated hosts of topology.yml's extra_hosts to add to the lab (`web3`: a third web
               node, for the scale-out test); `up` without them removes their containers and writes the default
               inventory again
   NCHA_STORAGE  shared storage backend written into the inventory as nextcloud_storage_backend
-              (`glusterfs`, `s3`, `nfs`; unset = the role default `local`); see docs/storage.md
+              (`glusterfs`, `s3`, `nfs`, `local`; unset = `glusterfs` on the web nodes); see docs/storage.md.
+              `local` is for one web node: with two or more, site.yml's preflight refuses it
   NCHA_S3     `moto`: run moto's S3 server (an S3 emulator, from PyPI wheels the host downloads) on the mirror
               host with authentication on, and write its endpoint and a throw-away key into the inventory
               (implied by NCHA_STORAGE=s3)
 """
 
 import argparse
+import fcntl
 import hashlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -147,8 +156,20 @@ runtime = "runc"
 """
 PODMAN_CONF_PATH = "/etc/containers/containers.conf.d/50-nextcloud-ha-lab.conf"
 INOTIFY_MINIMUMS = {"max_user_instances": 1024, "max_user_watches": 524288}
+# What the host needs, as Debian packages. Podman's network backend netavark calls iptables (netavark 1.4, Debian
+# 12) or nft (Debian 13's netavark); without them every `podman run` on a network fails with "netavark: No such
+# file or directory".
 HOST_PACKAGES = ["podman", "runc", "debootstrap", "uidmap", "fuse-overlayfs", "slirp4netns",
-                 "netavark", "aardvark-dns", "openssh-client"]
+                 "netavark", "aardvark-dns", "iptables", "nftables", "openssh-client"]
+# What `up` checks before it creates anything: a file each package puts in place, and the package to name when the
+# file is missing (an install that failed, or a host where apt could not run).
+HOST_PREREQUISITES = [
+    ("/usr/bin/podman", "podman"), ("/usr/sbin/runc", "runc"), ("/usr/sbin/debootstrap", "debootstrap"),
+    ("/usr/bin/newuidmap", "uidmap"), ("/usr/bin/fuse-overlayfs", "fuse-overlayfs"),
+    ("/usr/bin/slirp4netns", "slirp4netns"), ("/usr/lib/podman/netavark", "netavark"),
+    ("/usr/lib/podman/aardvark-dns", "aardvark-dns"), ("/usr/sbin/iptables", "iptables"),
+    ("/usr/sbin/nft", "nftables"), ("/usr/bin/ssh-keygen", "openssh-client"), ("/usr/bin/ssh", "openssh-client"),
+]
 
 
 def log(msg):
@@ -219,7 +240,18 @@ class Lab:
         return "%s.%d" % (self.prefix, 10 + self.address_order.index(host))
 
     # ---- host machine preparation
+    @staticmethod
+    def missing_prerequisites(exists=os.path.exists):
+        """The packages whose files `up` needs and does not find, in HOST_PREREQUISITES' order, each once."""
+        missing = []
+        for path, package in HOST_PREREQUISITES:
+            if not exists(path) and package not in missing:
+                missing.append(package)
+        return missing
+
     def ensure_host_tools(self):
+        if os.geteuid() != 0:
+            raise SystemExit("lab: run as root: the lab uses rootful podman and installs its host packages with apt")
         missing = [p for p in HOST_PACKAGES
                    if run(["dpkg-query", "-W", "-f=${Status}", p], check=False, capture=True, quiet=True)
                    .stdout.strip() != "install ok installed"]
@@ -227,6 +259,10 @@ class Lab:
             log("installing host packages: " + " ".join(missing))
             run(["apt-get", "update", "-qq"])
             run(["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + missing)
+        absent = self.missing_prerequisites()
+        if absent:
+            raise SystemExit("lab: the host lacks what the lab needs; install the Debian package(s): %s"
+                             " (`apt-get install %s`)" % (", ".join(absent), " ".join(absent)))
         # Every systemd container takes inotify instances; the kernel default (128) lets only a few labs boot.
         for key, minimum in INOTIFY_MINIMUMS.items():
             path = "/proc/sys/fs/inotify/" + key
@@ -254,6 +290,14 @@ class Lab:
         return "%s:%s-%s" % (IMAGE_REPO, distro, self.recipe_hash(distro))
 
     def build_images(self, distros):
+        # One builder at a time on this machine: two labs coming up together would debootstrap into one folder.
+        work = os.path.join(ROOT, ".cache", "lab-images")
+        os.makedirs(work, exist_ok=True)
+        with open(os.path.join(work, "build.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._build_images(distros)
+
+    def _build_images(self, distros):
         pending = [d for d in distros
                    if run(["podman", "image", "exists", self.image(d)], check=False, quiet=True).returncode]
         for d in distros:
@@ -461,14 +505,16 @@ class Lab:
             f.write("# Written by `python -m lab up` for lab %r; do not edit.\n" % self.name)
             yaml.safe_dump(inventory, f, default_flow_style=False, sort_keys=False)
 
-    @staticmethod
-    def storage_vars():
-        """NCHA_STORAGE=glusterfs|s3|nfs picks the shared storage backend of the lab (docs/storage.md)."""
-        backend = os.environ.get("NCHA_STORAGE", "")
-        if not backend:
-            return {}
+    def storage_vars(self):
+        """The lab's shared storage backend (docs/storage.md): NCHA_STORAGE=glusterfs|s3|nfs|local, by default
+        GlusterFS on the web nodes, so that the lab is a cluster whose web nodes see the same files."""
+        backend = os.environ.get("NCHA_STORAGE", "") or "glusterfs"
         if backend not in ("local", "glusterfs", "s3", "nfs"):
-            raise SystemExit("lab: NCHA_STORAGE must be local, glusterfs, s3 or nfs, not %r" % backend)
+            raise SystemExit("lab: NCHA_STORAGE must be glusterfs, s3, nfs or local, not %r" % backend)
+        web = [h for h, spec in self.hosts.items() if "webservers" in (spec or {}).get("groups", [])]
+        if backend == "local" and len(web) > 1:
+            log("NCHA_STORAGE=local with %d web nodes (%s): site.yml's preflight will refuse it, since each node "
+                "would keep its own files; local storage is for one web node" % (len(web), ", ".join(web)))
         return {"nextcloud_storage_backend": backend}
 
     def wait_ssh(self, host, timeout=60):
@@ -507,6 +553,8 @@ class Lab:
                                       "systemctl enable --now lab-mirror.service && systemctl restart lab-mirror.service",
                          input_=MIRROR_UNIT)
         mode = os.environ.get("LAB_NEXTCLOUD", "auto")
+        if mode not in ("auto", "standin"):
+            return self.release_archive_vars(mode)
         if mode == "auto" and self.official_release_reachable():
             log("the official Nextcloud download answers: the lab deploys the real release")
             return {}
@@ -526,6 +574,63 @@ class Lab:
             "nextcloud_gpg_key_url": "http://%s/test-signing-key.asc" % MIRROR_HOST,
             "nextcloud_gpg_fingerprint": fingerprint,
         }
+
+    @staticmethod
+    def release_archive_vars(archive, environ=os.environ):
+        """LAB_NEXTCLOUD=PATH: a Nextcloud release archive on the controller (downloaded, or carried into an air-gapped
+        site), deployed through the role's own air-gapped path: the nodes get the files copied from the controller
+        and verify the sha256 and the GPG signature as they would after a download."""
+        archive = os.path.abspath(archive)
+        here = os.path.dirname(archive)
+        files = {
+            "archive": archive,
+            "checksum (LAB_NEXTCLOUD_SHA256)": os.path.abspath(environ.get("LAB_NEXTCLOUD_SHA256", archive + ".sha256")),
+            "signature (LAB_NEXTCLOUD_ASC)": os.path.abspath(environ.get("LAB_NEXTCLOUD_ASC", archive + ".asc")),
+            "signing key (LAB_NEXTCLOUD_KEY)": os.path.abspath(environ.get("LAB_NEXTCLOUD_KEY",
+                                                                            os.path.join(here, "nextcloud.asc"))),
+        }
+        absent = ["%s %s" % (what, path) for what, path in files.items() if not os.path.isfile(path)]
+        if absent:
+            raise SystemExit("lab: LAB_NEXTCLOUD names a release archive, but these files are missing: %s "
+                             "(LAB_NEXTCLOUD is `auto`, `standin` or the path of nextcloud-X.Y.Z.tar.bz2)"
+                             % "; ".join(absent))
+        match = re.match(r"^nextcloud-(\d+\.\d+\.\d+)\.tar\.bz2$", os.path.basename(archive))
+        version = environ.get("LAB_NEXTCLOUD_VERSION") or (match.group(1) if match else None)
+        if not version:
+            raise SystemExit("lab: cannot tell the version of %s from its name (nextcloud-X.Y.Z.tar.bz2); "
+                             "set LAB_NEXTCLOUD_VERSION" % archive)
+        key = files["signing key (LAB_NEXTCLOUD_KEY)"]
+        fingerprint = environ.get("LAB_NEXTCLOUD_FINGERPRINT") or Lab.key_fingerprint(key)
+        log("the lab deploys Nextcloud %s from %s (verified on every node against %s, key %s)"
+            % (version, archive, os.path.basename(files["checksum (LAB_NEXTCLOUD_SHA256)"]), fingerprint))
+        return {
+            "nextcloud_version": version,
+            "nextcloud_archive_url": archive,
+            "nextcloud_checksum_url": files["checksum (LAB_NEXTCLOUD_SHA256)"],
+            "nextcloud_signature_url": files["signature (LAB_NEXTCLOUD_ASC)"],
+            "nextcloud_gpg_key_url": key,
+            "nextcloud_gpg_fingerprint": fingerprint,
+        }
+
+    @staticmethod
+    def key_fingerprint(key):
+        """The fingerprint of the one public key in an armored key file (gpg reads it without importing it)."""
+        with tempfile.TemporaryDirectory() as home:
+            res = run(["gpg", "--homedir", home, "--batch", "--with-colons", "--show-keys", key],
+                      capture=True, quiet=True, check=False)
+        fprs = []
+        seen_pub = False
+        for line in res.stdout.splitlines():
+            fields = line.split(":")
+            if fields[0] == "pub":
+                seen_pub = True
+            elif fields[0] == "fpr" and seen_pub:
+                fprs.append(fields[9])
+                seen_pub = False
+        if res.returncode != 0 or len(fprs) != 1:
+            raise SystemExit("lab: %s must hold exactly one public key (found %d); or set LAB_NEXTCLOUD_FINGERPRINT"
+                             % (key, len(fprs)))
+        return fprs[0]
 
     # ---- S3 emulator for the storage tests (issue #8)
     def start_s3(self):
@@ -586,6 +691,30 @@ class Lab:
             % (len(self.hosts), len(started), self.subnet, self.distro, t_img - t0, time.time() - t0))
         log("inventory: -i %s" % os.path.relpath(self.inventory_dir, ROOT))
 
+    def blank(self, command):
+        """Run `command` in a throw-away container of the lab's base image holding a clean clone of this checkout.
+
+        Nothing but the image and the clone is in it, so a test step that needs a package the project's own install
+        steps do not name fails here on every machine, however much was installed by hand on this one.
+        """
+        self.ensure_host_tools()
+        self.build_images([self.distro])
+        work = tempfile.mkdtemp(prefix="nchalab-blank-")
+        name = "%s-blank" % self.name
+        try:
+            run(["git", "clone", "-q", "--no-hardlinks", ROOT, os.path.join(work, "src")])
+            run(["podman", "rm", "-f", "--ignore", name], capture=True, quiet=True)
+            # What .ci/run does on a fresh machine before it calls make: install make when there is none.
+            script = ("set -eu; export DEBIAN_FRONTEND=noninteractive; "
+                      "command -v make >/dev/null || { apt-get update -qq && apt-get install -y -qq make >/dev/null; }; "
+                      "exec \"$@\"")
+            log("blank container %s (%s): %s" % (name, self.image(), " ".join(command)))
+            return run(["podman", "run", "--rm", "--name", name, "--label", "%s=%s" % (LABEL, self.name),
+                        "-v", "%s:/src" % os.path.join(work, "src"), "-w", "/src", "-e", "CI=true",
+                        self.image(), "/bin/bash", "-c", script, "blank"] + command, check=False).returncode
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
     def down(self):
         if shutil.which("podman") is None:  # a fresh machine: nothing of the lab can exist yet
             self.write_empty_inventory()
@@ -634,7 +763,35 @@ class Lab:
                "-i", self.inventory_dir,
                os.path.join(ROOT, "site.yml")] + extra
         log("$ " + " ".join(cmd))
-        return subprocess.call(cmd, cwd=ROOT, env=self.ansible_env())
+        rc = subprocess.call(cmd, cwd=ROOT, env=self.ansible_env())
+        if rc == 0 and not {"--check", "-C", "--syntax-check", "--list-tasks", "--list-hosts"} & set(extra):
+            print(self.access_text())
+        return rc
+
+    def access_text(self):
+        """How to reach the deployed cloud from the controller: printed at the end of `deploy` (and `make lab`)."""
+        with open(os.path.join(LAB_DIR, "inventory", "group_vars", "all", "lab.yml")) as f:
+            lab_vars = yaml.safe_load(f)
+        domain = lab_vars["nextcloud_ha_domain"]
+        entrance = self.address(next(h for h, spec in self.hosts.items() if "haproxy" in (spec or {}).get("groups", [])))
+        web = next(h for h, spec in self.hosts.items() if "webservers" in (spec or {}).get("groups", []))
+        prefix = "" if self.name == "nchalab" else "LAB_NAME=%s " % self.name
+        return "\n".join([
+            "",
+            "The lab's Nextcloud is up: https://%s/ (HAProxy at %s; the certificate is self-signed)." % (domain, entrance),
+            "  From this machine:  curl -k --resolve %s:443:%s https://%s/status.php" % (domain, entrance, domain),
+            "  In a browser here:  add '%s %s' to /etc/hosts" % (entrance, domain),
+            "  Admin user: admin; its password is nextcloud_ha_admin_password in lab/inventory/group_vars/all/lab.yml",
+            "  (a production inventory keeps it in the vault).",
+            "  Two-factor authentication is enforced: WebDAV and the desktop and mobile clients log in with an app",
+            "  password, made on a web node with:",
+            "    %s.venv/bin/python -m lab ssh %s \"sudo -u www-data OC_PASS='<admin password>' "
+            "php /var/www/nextcloud/occ user:auth-tokens:add --password-from-env admin\"" % (prefix, web),
+            "  then e.g. curl -k --resolve %s:443:%s -u admin:<app password> "
+            "https://%s/remote.php/dav/files/admin/" % (domain, entrance, domain),
+            "  More: README.md (The lab). `make status` shows the lab, `make down` removes it.",
+            "",
+        ])
 
 
 def main(argv=None):
@@ -648,10 +805,22 @@ def main(argv=None):
     p_img.add_argument("distros", nargs="*", default=list(DISTROS))
     p_dep = sub.add_parser("deploy", help="run site.yml against the lab")
     p_dep.add_argument("extra", nargs=argparse.REMAINDER, help="extra ansible-playbook arguments")
+    p_blank = sub.add_parser("blank", help="run a command in a blank container holding a clean clone of this checkout")
+    p_blank.add_argument("cmd", nargs=argparse.REMAINDER, help="the command (default: the controller-side tests)")
     p_ssh = sub.add_parser("ssh", help="ssh to a lab host")
     p_ssh.add_argument("host")
     p_ssh.add_argument("cmd", nargs=argparse.REMAINDER)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # deploy, blank and ssh hand the rest of the line on as it is (`deploy --check -e x=y --tags web`).
+    passthrough = []
+    if argv and argv[0] in ("deploy", "blank"):
+        argv, passthrough = argv[:1], argv[1:]
+    elif len(argv) > 1 and argv[0] == "ssh":
+        argv, passthrough = argv[:2], argv[2:]
     args = parser.parse_args(argv)
+    for name in ("extra", "cmd"):
+        if hasattr(args, name):
+            setattr(args, name, getattr(args, name) + passthrough)
     lab = Lab()
     if args.command == "up":
         lab.up(fresh=args.fresh)
@@ -664,6 +833,8 @@ def main(argv=None):
         lab.build_images(args.distros)
     elif args.command == "deploy":
         return lab.deploy(args.extra)
+    elif args.command == "blank":
+        return lab.blank(args.cmd or ["make", "deps", "venv", "unit", "standin", "lint", "sanity"])
     elif args.command == "ssh":
         os.execvp("ssh", ["ssh", "-F", lab.ssh_config, args.host] + args.cmd)
     return 0
