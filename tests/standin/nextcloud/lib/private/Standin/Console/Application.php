@@ -41,7 +41,8 @@ final class Application {
 				TwoFactorEnforceCommand::class, BackgroundModeCommand::class,
 				SystemDeleteCommand::class, SystemGetCommand::class, SystemSetCommand::class,
 				AddMissingColumnsCommand::class, AddMissingIndicesCommand::class, AddMissingPrimaryKeysCommand::class,
-				DataFingerprintCommand::class, MaintenanceModeCommand::class, UpgradeCommand::class);
+				DataFingerprintCommand::class, MaintenanceModeCommand::class, RepairCommand::class, SetupChecksCommand::class,
+				UpgradeCommand::class);
 		} else {
 			$classes[] = InstallCommand::class;
 		}

@@ -5,6 +5,7 @@ namespace Standin\Console;
 
 use Standin\Installer;
 use Standin\Server;
+use Standin\SetupChecks;
 use Standin\Updater;
 
 /*
@@ -585,9 +586,6 @@ final class UpgradeCommand extends Command {
 }
 
 final class AddMissingIndicesCommand extends Command {
-	/** Indices a fresh install lacks until this command runs. */
-	public const INDICES = ['fs_mtime' => ['storage', 'mtime'], 'fs_size' => ['size']];
-
 	protected function configure(): void {
 		$this->name = 'db:add-missing-indices';
 		$this->description = 'Add missing indices to the database tables';
@@ -598,7 +596,7 @@ final class AddMissingIndicesCommand extends Command {
 		$db = $this->server->db();
 		$table = $db->table('filecache');
 		$sql = [];
-		foreach (self::INDICES as $index => $columns) {
+		foreach (SetupChecks::optionalIndices($this->server->version[0]) as $index => $columns) {
 			if ($db->hasIndex('filecache', $index)) {
 				continue;
 			}
@@ -642,6 +640,77 @@ final class AddMissingPrimaryKeysCommand extends Command {
 	public function execute(Input $in, Output $out): int {
 		$this->server->db();
 		$out->writeln('<info>Done.</info>');
+		return 0;
+	}
+}
+
+final class RepairCommand extends Command {
+	protected function configure(): void {
+		$this->name = 'maintenance:repair';
+		$this->description = 'repair this installation';
+		$this->opt('include-expensive', null, Opt::NONE, 'Use this option when you want to include resource and load expensive tasks');
+	}
+
+	/**
+	 * Like Nextcloud's: maintenance mode on while the steps run, then back to
+	 * what it was (two config writes, so config.php gets the merged config).
+	 * The expensive steps include the mimetype migrations.
+	 */
+	public function execute(Input $in, Output $out): int {
+		$config = $this->server->config;
+		$maintenance = (bool)$config->getValue('maintenance', false);
+		$config->setValue('maintenance', true);
+		$db = $this->server->db();
+		$out->writeln(' - Repair MySQL collation');
+		$out->writeln('     - ' . ($db->driver === 'mysql' ? 'All tables already have the correct collation -> nothing to do' : 'Not a mysql database -> nothing to do'));
+		$out->writeln(' - Clean tags and favorites');
+		$out->writeln('     - 0 tags of deleted users have been removed.');
+		if ($in->getOption('include-expensive')) {
+			$out->writeln(' - Repair mime types');
+			if (SetupChecks::mimetypeMigrationsAvailable($this->server)) {
+				$db->setAppValue('files', 'mimetype_version', $this->server->versionWithBuild());
+			}
+		}
+		$config->setValue('maintenance', $maintenance);
+		return 0;
+	}
+}
+
+final class SetupChecksCommand extends Command {
+	protected function configure(): void {
+		$this->name = 'setupchecks';
+		$this->description = 'Run setup checks and output the results';
+		$this->outputOption();
+		$this->arg('type', Arg::OPTIONAL, 'Category (or class) of setup checks to run ' . "\n" . '(e.g. "network" to run all the network-related checks or "OCA\\Settings\\SetupChecks\\InternetConnectivity" to run only the InternetConnectivity check)', 'all');
+	}
+
+	/** Exit code 1 as soon as one check is not a success, like Nextcloud's. */
+	public function execute(Input $in, Output $out): int {
+		$limit = (string)($in->getArgument('type') ?? 'all');
+		$results = (new SetupChecks($this->server))->run($limit);
+		if ($limit !== 'all' && $results === []) {
+			$out->writeln('<error>Invalid type specified (or no results for that type)</error>');
+			return 1;
+		}
+		$format = $in->getOption('output');
+		if ($format === 'json' || $format === 'json_pretty') {
+			$out->writeln(json_encode($results, $format === 'json_pretty' ? JSON_PRETTY_PRINT : 0));
+		} else {
+			foreach ($results as $category => $checks) {
+				$out->writeln("\t{$category}:");
+				foreach ($checks as $check) {
+					$emoji = ['success' => '✓', 'error' => '✗', 'warning' => '⚠'][$check['severity']] ?? 'ℹ';
+					$out->writeln("\t\t{$emoji} " . $check['name'] . ($check['description'] !== null ? ': ' . $check['description'] : ''));
+				}
+			}
+		}
+		foreach ($results as $checks) {
+			foreach ($checks as $check) {
+				if ($check['severity'] !== 'success') {
+					return 1;
+				}
+			}
+		}
 		return 0;
 	}
 }
