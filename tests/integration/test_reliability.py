@@ -96,10 +96,13 @@ def data_lost(run, primary=None):
     rows = set(sql(primary or current_primary(), "SELECT probe_key FROM oc_standin_probe WHERE probe_key LIKE '%s%%'" % prefix,
                    db=DB_NAME).split())
     files = set()
+    # Every node is listed before any file is removed: on shared storage (GlusterFS) the nodes see the same folder,
+    # and a removal on the first node would hide the files the second one wrote.
     for web in WEB:
         folder = data_dir(web) + "/probe"
         files |= {(web, name) for name in sudo(web, "ls %s | grep '^%s' || true" % (folder, prefix)).stdout.split()}
-        sudo(web, "find %s -maxdepth 1 -name '%s*' -type f -delete" % (folder, prefix), check=False)
+    for web in WEB:
+        sudo(web, "find %s -maxdepth 1 -name '%s*' -type f -delete" % (data_dir(web) + "/probe", prefix), check=False)
     return sorted(k for k, node in written.items() if k not in rows or (node, k) not in files)
 
 
