@@ -154,6 +154,8 @@ default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
 [engine]
 runtime = "runc"
 """
+LOCAL_CA_DIR = "/usr/local/share/ca-certificates"
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 PODMAN_CONF_PATH = "/etc/containers/containers.conf.d/50-nextcloud-ha-lab.conf"
 INOTIFY_MINIMUMS = {"max_user_instances": 1024, "max_user_watches": 524288}
 # What the host needs, as Debian packages. Podman's network backend netavark calls iptables (netavark 1.4, Debian
@@ -708,10 +710,16 @@ class Lab:
             script = ("set -eu; export DEBIAN_FRONTEND=noninteractive; "
                       "command -v make >/dev/null || { apt-get update -qq && apt-get install -y -qq make >/dev/null; }; "
                       "exec \"$@\"")
+            # The container trusts what the host's administrator made this machine trust (a network's TLS proxy):
+            # the local CAs, and pip told to use the system's store instead of its own.
+            trust = ["-e", "PIP_CERT=%s" % SYSTEM_CA_BUNDLE, "-e", "REQUESTS_CA_BUNDLE=%s" % SYSTEM_CA_BUNDLE]
+            if os.path.isdir(LOCAL_CA_DIR) and os.listdir(LOCAL_CA_DIR):
+                trust += ["-v", "%s:%s:ro" % (LOCAL_CA_DIR, LOCAL_CA_DIR)]
+                script = "update-ca-certificates >/dev/null; " + script
             log("blank container %s (%s): %s" % (name, self.image(), " ".join(command)))
             return run(["podman", "run", "--rm", "--name", name, "--label", "%s=%s" % (LABEL, self.name),
-                        "-v", "%s:/src" % os.path.join(work, "src"), "-w", "/src", "-e", "CI=true",
-                        self.image(), "/bin/bash", "-c", script, "blank"] + command, check=False).returncode
+                        "-v", "%s:/src" % os.path.join(work, "src"), "-w", "/src", "-e", "CI=true"] + trust
+                       + [self.image(), "/bin/bash", "-c", script, "blank"] + command, check=False).returncode
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
