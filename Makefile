@@ -1,6 +1,6 @@
 # nextcloud_ha.cluster: the two commands of the README, and their parts.
 #   make lab    bring up the local lab (podman, six Debian hosts) and deploy the whole cluster
-#   make test   every test: unit, stand-in, lint, sanity, and the cluster in the lab (molecule)
+#   make test   every test: unit, stand-in, lint, sanity (in a blank container), and the cluster in the lab (molecule)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -28,7 +28,9 @@ lab: venv deps
 	$(VENV)/bin/python -m lab up
 	$(VENV)/bin/python -m lab deploy $(LAB_DEPLOY_ARGS)
 
-test: venv deps unit standin lint sanity molecule
+# The controller-side tests (unit, standin, lint, sanity) run in a blank container (`blank`), so that a package the
+# install steps forgot fails here on every machine; then the cluster in the lab (molecule) on this host.
+test: venv deps blank molecule
 
 deps:
 	@missing=$$(for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -55,8 +57,8 @@ lock:
 	mv requirements.lock.new requirements.lock
 	rm -rf .cache/lock-venv
 
-# The controller-side tests (deps venv unit standin lint sanity) in a blank container of the lab's Debian image
-# holding only a clean clone of the last commit: proves the install steps above complete (.ci/run runs it).
+# The controller-side tests (deps venv unit standin lint sanity) in a throw-away container of the lab's Debian image
+# holding nothing but this checkout (tracked and new files, no venv): proves the install steps above complete.
 blank:
 	$(VENV)/bin/python -m lab blank
 

@@ -9,7 +9,7 @@ Commands (run from the repository root with the project's venv):
   python -m lab images         build the Debian 12 and 13 base images (cached by recipe hash)
   python -m lab ssh HOST [CMD] open a shell or run a command on a lab host
   python -m lab blank [CMD]    run CMD (default: make deps venv unit standin lint sanity) in a throw-away container
-                               of the base image with only a clean clone of this checkout in it (.ci/run does)
+                               of the base image with nothing in it but this checkout (tracked and new files)
 
 Environment:
   LAB_NAME    name of this lab instance (default nchalab); containers are <name>-<host>,
@@ -693,10 +693,20 @@ class Lab:
             % (len(self.hosts), len(started), self.subnet, self.distro, t_img - t0, time.time() - t0))
         log("inventory: -i %s" % os.path.relpath(self.inventory_dir, ROOT))
 
-    def blank(self, command):
-        """Run `command` in a throw-away container of the lab's base image holding a clean clone of this checkout.
+    @staticmethod
+    def copy_checkout(dest):
+        """This checkout as git sees it (tracked and new files, not ignored ones, not builds or venvs), with .git."""
+        os.makedirs(dest)
+        files = run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                    capture=True, quiet=True).stdout
+        subprocess.run(["rsync", "-a", "--from0", "--ignore-missing-args", "--files-from=-", ROOT + "/", dest + "/"],
+                       input=files, text=True, check=True)
+        run(["rsync", "-a", os.path.join(ROOT, ".git"), dest + "/"], quiet=True)
 
-        Nothing but the image and the clone is in it, so a test step that needs a package the project's own install
+    def blank(self, command):
+        """Run `command` in a throw-away container of the lab's base image holding a copy of this checkout.
+
+        Nothing but the image and the checkout is in it, so a test step that needs a package the project's own install
         steps do not name fails here on every machine, however much was installed by hand on this one.
         """
         self.ensure_host_tools()
@@ -704,7 +714,7 @@ class Lab:
         work = tempfile.mkdtemp(prefix="nchalab-blank-")
         name = "%s-blank" % self.name
         try:
-            run(["git", "clone", "-q", "--no-hardlinks", ROOT, os.path.join(work, "src")])
+            self.copy_checkout(os.path.join(work, "src"))
             run(["podman", "rm", "-f", "--ignore", name], capture=True, quiet=True)
             # What .ci/run does on a fresh machine before it calls make: install make when there is none.
             script = ("set -eu; export DEBIAN_FRONTEND=noninteractive; "
@@ -813,7 +823,7 @@ def main(argv=None):
     p_img.add_argument("distros", nargs="*", default=list(DISTROS))
     p_dep = sub.add_parser("deploy", help="run site.yml against the lab")
     p_dep.add_argument("extra", nargs=argparse.REMAINDER, help="extra ansible-playbook arguments")
-    p_blank = sub.add_parser("blank", help="run a command in a blank container holding a clean clone of this checkout")
+    p_blank = sub.add_parser("blank", help="run a command in a blank container holding only this checkout")
     p_blank.add_argument("cmd", nargs=argparse.REMAINDER, help="the command (default: the controller-side tests)")
     p_ssh = sub.add_parser("ssh", help="ssh to a lab host")
     p_ssh.add_argument("host")
