@@ -8,10 +8,12 @@ must be disabled, the imagick module loaded with SVG support, and the post-insta
 migrations) must have run.
 """
 import json
+import os
 
 import pytest
 
-from test_web import CONFIG, WEBROOT, lab_vars, node_config
+from conftest import ROOT
+from test_web import CONFIG, WEBROOT, lab_vars, node_config, playbook
 
 SETTINGS = "OCA\\Settings\\SetupChecks\\"
 # Checks the lab cannot pass: they need the internet, which the lab's containers do not reach.
@@ -115,3 +117,16 @@ def test_lab_inventory_sets_what_this_test_checks():
     for key in ("nextcloud_default_phone_region", "nextcloud_maintenance_window_start", "nextcloud_mail_smtp_host",
                 "nextcloud_mail_smtp_user", "nextcloud_ha_smtp_password"):
         assert wanted.get(key) not in (None, ""), key
+
+
+@pytest.mark.parametrize("extra, shown", [
+    ("nextcloud_default_phone_region=Germany", "nextcloud_default_phone_region ('Germany')"),
+    ("nextcloud_default_phone_region=de", "nextcloud_default_phone_region ('de')"),
+    ("nextcloud_maintenance_window_start=24", "nextcloud_maintenance_window_start ('24')"),
+])
+def test_preflight_refuses_a_bad_region_or_window_before_any_host_changes(extra, shown):
+    """site.yml's first play (on the controller) stops the run: no cluster host is even contacted."""
+    proc = playbook(os.path.join(ROOT, "site.yml"), "-e", extra, timeout=300)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "REFUSED" in proc.stdout and shown in proc.stdout, proc.stdout[-3000:]
+    assert "PLAY [Check every cluster host runs a supported platform]" not in proc.stdout, proc.stdout[-3000:]
