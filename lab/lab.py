@@ -411,7 +411,10 @@ class Lab:
                "--label", "%s=%s" % (LABEL, self.name),
                "--network", self.name, "--ip", self.address(host), "--network-alias", host,
                "--systemd=always", "--stop-signal", "SIGRTMIN+3", "--tmpfs", "/tmp:exec,mode=1777",
-               "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW", "--cap-add", "SYS_PTRACE"]
+               "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW", "--cap-add", "SYS_PTRACE",
+               # The public name resolves to the entrance on every host, as a DNS record would: Nextcloud's own
+               # checks (Administration > Overview) request it through the load balancer.
+               "--add-host", "%s:%s" % (self.public_name(), self.entrance())]
         if spec.get("privileged"):
             # A privileged container passes systemd-modules-load's capability condition, but there are no kernel
             # modules to load in a container (Debian 13's fails and leaves the host "degraded"): mask it.
@@ -786,12 +789,19 @@ class Lab:
             print(self.access_text())
         return rc
 
+    @staticmethod
+    def public_name():
+        """The cloud's public name (nextcloud_ha_domain of the lab's group_vars)."""
+        with open(os.path.join(LAB_DIR, "inventory", "group_vars", "all", "lab.yml")) as f:
+            return yaml.safe_load(f)["nextcloud_ha_domain"]
+
+    def entrance(self):
+        """The address clients reach the cloud at: the first load balancer's."""
+        return self.address(next(h for h, spec in self.hosts.items() if "haproxy" in (spec or {}).get("groups", [])))
+
     def access_text(self):
         """How to reach the deployed cloud from the controller: printed at the end of `deploy` (and `make lab`)."""
-        with open(os.path.join(LAB_DIR, "inventory", "group_vars", "all", "lab.yml")) as f:
-            lab_vars = yaml.safe_load(f)
-        domain = lab_vars["nextcloud_ha_domain"]
-        entrance = self.address(next(h for h, spec in self.hosts.items() if "haproxy" in (spec or {}).get("groups", [])))
+        domain, entrance = self.public_name(), self.entrance()
         web = next(h for h, spec in self.hosts.items() if "webservers" in (spec or {}).get("groups", []))
         prefix = "" if self.name == "nchalab" else "LAB_NAME=%s " % self.name
         return "\n".join([
