@@ -67,13 +67,9 @@ final class SetupChecks {
 	 *
 	 * @return array<string, array<string, array{name: string, severity: string, description: ?string, descriptionParameters: null, linkToDoc: ?string}>>
 	 */
-	public function run(string $limit = 'all'): array {
+	public function run(): array {
 		$results = [];
-		$byClass = substr_count($limit, '\\') > 1;
 		foreach ($this->checks() as $class => [$category, $name, $run]) {
-			if ($limit !== 'all' && ($byClass ? $class !== $limit : $category !== $limit)) {
-				continue;
-			}
 			try {
 				$result = $run();
 			} catch (\Throwable $t) {

@@ -39,7 +39,7 @@ final class Application {
 			array_push($classes,
 				AppDisableCommand::class, AppEnableCommand::class, AppListCommand::class,
 				TwoFactorEnforceCommand::class, BackgroundModeCommand::class,
-				SystemDeleteCommand::class, SystemGetCommand::class, SystemSetCommand::class,
+				SystemDeleteCommand::class, SystemGetCommand::class, SystemSetCommand::class, AppGetCommand::class,
 				AddMissingColumnsCommand::class, AddMissingIndicesCommand::class, AddMissingPrimaryKeysCommand::class,
 				DataFingerprintCommand::class, MaintenanceModeCommand::class, RepairCommand::class, SetupChecksCommand::class,
 				UpgradeCommand::class);

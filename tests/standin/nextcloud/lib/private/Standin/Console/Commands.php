@@ -243,6 +243,29 @@ final class SystemGetCommand extends Command {
 	}
 }
 
+final class AppGetCommand extends Command {
+	protected function configure(): void {
+		$this->name = 'config:app:get';
+		$this->description = 'Get an app config value';
+		$this->outputOption();
+		$this->arg('app', Arg::REQUIRED, 'Name of the app');
+		$this->arg('name', Arg::REQUIRED, 'Name of the config to get');
+		$this->opt('default-value', null, Opt::OPTIONAL, 'If no default value is set and the config does not exist, the command will exit with 1');
+	}
+
+	public function execute(Input $in, Output $out): int {
+		$value = $this->server->db()->getAppValue((string)$in->getArgument('app'), (string)$in->getArgument('name'));
+		if ($value === null) {
+			if (!$in->hasParameterOption('--default-value')) {
+				return 1;
+			}
+			$value = $in->getOption('default-value');
+		}
+		$this->writeMixed($in, $out, $value);
+		return 0;
+	}
+}
+
 final class SystemSetCommand extends Command {
 	protected function configure(): void {
 		$this->name = 'config:system:set';
@@ -666,10 +689,10 @@ final class RepairCommand extends Command {
 		$out->writeln(' - Clean tags and favorites');
 		$out->writeln('     - 0 tags of deleted users have been removed.');
 		if ($in->getOption('include-expensive')) {
+			// Like Nextcloud's RepairMimeTypes: the migrations of every release up to this one, then the release is
+			// recorded as the one the mimetypes are migrated for.
 			$out->writeln(' - Repair mime types');
-			if (SetupChecks::mimetypeMigrationsAvailable($this->server)) {
-				$db->setAppValue('files', 'mimetype_version', $this->server->versionWithBuild());
-			}
+			$db->setAppValue('files', 'mimetype_version', $this->server->versionWithBuild());
 		}
 		$config->setValue('maintenance', $maintenance);
 		return 0;
@@ -680,18 +703,13 @@ final class SetupChecksCommand extends Command {
 	protected function configure(): void {
 		$this->name = 'setupchecks';
 		$this->description = 'Run setup checks and output the results';
+		// Nextcloud 32's takes no argument: every check runs (`No arguments expected for "setupchecks" command`).
 		$this->outputOption();
-		$this->arg('type', Arg::OPTIONAL, 'Category (or class) of setup checks to run ' . "\n" . '(e.g. "network" to run all the network-related checks or "OCA\\Settings\\SetupChecks\\InternetConnectivity" to run only the InternetConnectivity check)', 'all');
 	}
 
 	/** Exit code 1 as soon as one check is not a success, like Nextcloud's. */
 	public function execute(Input $in, Output $out): int {
-		$limit = (string)($in->getArgument('type') ?? 'all');
-		$results = (new SetupChecks($this->server))->run($limit);
-		if ($limit !== 'all' && $results === []) {
-			$out->writeln('<error>Invalid type specified (or no results for that type)</error>');
-			return 1;
-		}
+		$results = (new SetupChecks($this->server))->run();
 		$format = $in->getOption('output');
 		if ($format === 'json' || $format === 'json_pretty') {
 			$out->writeln(json_encode($results, $format === 'json_pretty' ? JSON_PRETTY_PRINT : 0));
