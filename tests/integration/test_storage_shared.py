@@ -14,6 +14,7 @@ import base64
 import hashlib
 import http.client
 import os
+import shlex
 import ssl
 import time
 import urllib.parse
@@ -42,7 +43,7 @@ PASSWORD = os.environ.get("NCHA_DAV_PASSWORD") or LAB_VARS["nextcloud_ha_admin_p
 AUTH = "Basic " + base64.b64encode(("%s:%s" % (ADMIN, PASSWORD)).encode()).decode()
 
 
-def dav(address, method, name, body=None, tls=True, timeout=30):
+def dav(address, method, name, body=None, tls=True, timeout=30, auth=AUTH):
     """One WebDAV request on the admin's files to `address` (HTTPS: the load balancer; HTTP: a web node itself),
     with the cluster's public host name; returns (status, body)."""
     if tls:
@@ -54,7 +55,7 @@ def dav(address, method, name, body=None, tls=True, timeout=30):
         conn = http.client.HTTPConnection(address, 80, timeout=timeout)
     path = "/remote.php/dav/files/%s/%s" % (urllib.parse.quote(ADMIN), urllib.parse.quote(name))
     try:
-        conn.request(method, path, body=body, headers={"Host": DOMAIN, "Authorization": AUTH})
+        conn.request(method, path, body=body, headers={"Host": DOMAIN, "Authorization": auth})
         res = conn.getresponse()
         return res.status, res.read()
     finally:
@@ -111,3 +112,24 @@ def test_refused_local_storage_on_two_web_nodes_changes_nothing():
     changed = recap_changed(res.stdout)
     assert changed == {"localhost": 0}, changed
     assert {node: sudo(node, snapshot).stdout for node in WEB} == before
+
+
+def test_an_app_password_made_the_way_make_lab_prints_it():
+    """`make lab` tells a new user to make an app password with occ (two-factor authentication is enforced); one made
+    that way writes through the load balancer, and the file is read back from the other web node."""
+    if LB is None or len(WEB) < 2:
+        pytest.fail("the lab's inventory has no load balancer or fewer than two web nodes")
+    made = sudo(WEB[0], "cd /tmp && sudo -u www-data OC_PASS=%s php /var/www/nextcloud/occ user:auth-tokens:add "
+                        "--password-from-env %s" % (shlex.quote(LAB_VARS["nextcloud_ha_admin_password"]), ADMIN))
+    lines = made.stdout.splitlines()
+    assert lines[0] == "app password:", made.stdout
+    token_auth = "Basic " + base64.b64encode(("%s:%s" % (ADMIN, lines[1])).encode()).decode()
+    name = "app-password-%d.txt" % os.getpid()
+    status, body = dav(HOSTS[LB], "PUT", name, body=b"written with an app password", auth=token_auth)
+    assert status == 201, (status, body[:500])
+    try:
+        assert dav(HOSTS[WEB[-1]], "GET", name, tls=False, auth=token_auth) == (200, b"written with an app password")
+        wrong = "Basic " + base64.b64encode(("%s:%s" % (ADMIN, lines[1][:-1] + "#")).encode()).decode()
+        assert dav(HOSTS[LB], "GET", name, auth=wrong)[0] == 401
+    finally:
+        dav(HOSTS[LB], "DELETE", name)

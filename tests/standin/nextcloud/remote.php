@@ -180,6 +180,14 @@ try {
 		$row = $db->run("SELECT uid, password FROM {$db->table('users')} WHERE LOWER(uid) = LOWER(?)", [$credentials[0]])->fetch(PDO::FETCH_ASSOC);
 		if ($row && password_verify($credentials[1], preg_replace('/^\d+\|/', '', (string)$row['password']))) {
 			$uid = (string)$row['uid'];
+		} elseif ($row && $db->hasTable('authtoken')) {
+			// an app password (occ user:auth-tokens:add)
+			foreach ($db->run("SELECT token FROM {$db->table('authtoken')} WHERE uid = ?", [$row['uid']])->fetchAll(PDO::FETCH_COLUMN) as $hash) {
+				if (password_verify($credentials[1], (string)$hash)) {
+					$uid = (string)$row['uid'];
+					break;
+				}
+			}
 		}
 	}
 	if ($uid === null) {

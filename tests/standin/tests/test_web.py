@@ -81,6 +81,20 @@ def test_webdav(nc, web_factory):
     assert web.request(url, auth=auth)[0] == 503
 
 
+def test_webdav_with_an_app_password(nc, web_factory):
+    # what `make lab` tells a new user to do, since two-factor authentication is enforced
+    made = nc.occ("user:auth-tokens:add", "--password-from-env", "admin", env={"OC_PASS": "Adm1n-pass!"})
+    lines = made.stdout.splitlines()
+    assert made.returncode == 0 and lines[0] == "app password:" and len(lines[1]) == 72, made
+    web = web_factory()
+    url = "/remote.php/dav/files/admin/app.txt"
+    assert web.request(url, "PUT", b"via app password", auth=("admin", lines[1]))[0] == 201
+    assert web.request(url, auth=("admin", lines[1][:-1] + "x"))[0] == 401
+    missing = nc.occ("user:auth-tokens:add", "--password-from-env", "admin", env={"OC_PASS": "", "NC_PASS": ""})
+    assert (missing.returncode, missing.stdout) == (1, "--password-from-env given, but NC_PASS/OC_PASS is empty!\n")
+    assert nc.occ("user:auth-tokens:add", "nobody").stdout == "Account does not exist\n"
+
+
 def test_probe_with_sqlite_and_no_redis_or_apcu(nc, web_factory):
     web = web_factory("-d", "apc.enabled=0")
     code, probe = web.json("/probe.php")

@@ -468,6 +468,42 @@ final class AppDisableCommand extends Command {
 	}
 }
 
+/** An app password (what WebDAV and the clients log in with when two-factor authentication is enforced). */
+final class AuthTokenAddCommand extends Command {
+	protected function configure(): void {
+		$this->name = 'user:auth-tokens:add';
+		$this->description = 'Add app password for the named account';
+		$this->arg('user', Arg::REQUIRED, 'Login to add app password for');
+		$this->opt('password-from-env', null, Opt::NONE, 'Read password from environment variable NC_PASS/OC_PASS. Alternatively it will be asked for interactively or an app password without the login password will be created.');
+	}
+
+	public function execute(Input $in, Output $out): int {
+		$db = $this->server->db();
+		$uid = $db->one("SELECT uid FROM {$db->table('users')} WHERE LOWER(uid) = LOWER(?)", [(string)$in->getArgument('user')]);
+		if ($uid === null) {
+			$out->writeln('<error>Account does not exist</error>');
+			return 1;
+		}
+		if ($in->getOption('password-from-env')) {
+			if (!(getenv('NC_PASS') ?: getenv('OC_PASS'))) {
+				$out->writeln('<error>--password-from-env given, but NC_PASS/OC_PASS is empty!</error>');
+				return 1;
+			}
+		} else {
+			$out->writeln('<info>No password provided. The generated app password will therefore have limited capabilities. Any operation that requires the login password will fail.</info>');
+		}
+		$alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+		$token = '';
+		for ($i = 0; $i < 72; $i++) {
+			$token .= $alphabet[random_int(0, strlen($alphabet) - 1)];
+		}
+		$db->run("INSERT INTO {$db->table('authtoken')} (uid, name, token) VALUES (?, ?, ?)", [(string)$uid, 'cli', password_hash($token, PASSWORD_DEFAULT)]);
+		$out->writeln('app password:');
+		$out->writeln($token);
+		return 0;
+	}
+}
+
 final class AppListCommand extends Command {
 	protected function configure(): void {
 		$this->name = 'app:list';
