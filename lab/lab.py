@@ -162,7 +162,7 @@ INOTIFY_MINIMUMS = {"max_user_instances": 1024, "max_user_watches": 524288}
 # 12) or nft (Debian 13's netavark); without them every `podman run` on a network fails with "netavark: No such
 # file or directory".
 HOST_PACKAGES = ["podman", "runc", "debootstrap", "uidmap", "fuse-overlayfs", "slirp4netns",
-                 "netavark", "aardvark-dns", "iptables", "nftables", "openssh-client"]
+                 "netavark", "aardvark-dns", "iptables", "nftables", "openssh-client", "rsync"]
 # What `up` checks before it creates anything: a file each package puts in place, and the package to name when the
 # file is missing (an install that failed, or a host where apt could not run).
 HOST_PREREQUISITES = [
@@ -171,6 +171,7 @@ HOST_PREREQUISITES = [
     ("/usr/bin/slirp4netns", "slirp4netns"), ("/usr/lib/podman/netavark", "netavark"),
     ("/usr/lib/podman/aardvark-dns", "aardvark-dns"), ("/usr/sbin/iptables", "iptables"),
     ("/usr/sbin/nft", "nftables"), ("/usr/bin/ssh-keygen", "openssh-client"), ("/usr/bin/ssh", "openssh-client"),
+    ("/usr/bin/rsync", "rsync"),
 ]
 
 
