@@ -82,7 +82,7 @@ def test_missing_prerequisites_name_the_package_once():
     assert labtool.Lab.missing_prerequisites(exists=lambda p: p not in gone) == ["iptables", "openssh-client"]
     assert labtool.Lab.missing_prerequisites(exists=lambda p: True) == []
     installed = set(labtool.HOST_PACKAGES)
-    assert {pkg for _, pkg in labtool.HOST_PREREQUISITES} <= installed, "every checked package is installed by up"
+    assert {prereq[1] for prereq in labtool.HOST_PREREQUISITES} <= installed, "every checked package is installed by up"
 
 
 def test_deploy_blank_and_ssh_hand_their_arguments_on(monkeypatch):
@@ -145,8 +145,8 @@ def test_a_release_archive_on_the_controller_is_deployed_through_the_air_gapped_
     renamed = rel / "latest.tar.bz2"
     archive.rename(renamed)
     with pytest.raises(SystemExit, match="cannot tell the version"):
-        labtool.Lab.release_archive_vars(str(renamed), environ={"LAB_NEXTCLOUD_SHA256": str(archive) + ".sha256",
-                                                                 "LAB_NEXTCLOUD_ASC": str(archive) + ".asc"})
+        labtool.Lab.release_archive_vars(str(renamed), environ={
+            "LAB_NEXTCLOUD_SHA256": str(archive) + ".sha256", "LAB_NEXTCLOUD_ASC": str(archive) + ".asc"})
     got = labtool.Lab.release_archive_vars(str(renamed), environ={
         "LAB_NEXTCLOUD_SHA256": str(archive) + ".sha256", "LAB_NEXTCLOUD_ASC": str(archive) + ".asc",
         "LAB_NEXTCLOUD_VERSION": "33.0.3", "LAB_NEXTCLOUD_FINGERPRINT": "ABCD"})
