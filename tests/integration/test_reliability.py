@@ -1,4 +1,4 @@
-"""Reliability suite (issue #11): the seven failure scenarios, one at a time, under a bounded load through HAProxy.
+"""Reliability suite (issues #11, #21): the failure scenarios, one at a time, under a bounded load through HAProxy.
 
 Every request of the load goes through the load balancer to the stand-in: the login page (distributed cache in
 Redis through the local proxy) and the probe, which writes a row through PgBouncer and a file into the data
@@ -10,13 +10,15 @@ row and file the probe confirmed (HTTP 200) and counts what is missing.
 
 It prints one table (and tests/output/reliability.json, see conftest.py) with, for each fault: requests, failed
 requests, seconds from the first to the last failed request, data lost, and how the cluster recovered. A fault the
-design absorbs (web node down, PHP-FPM killed, GlusterFS peer down, sync killed, HAProxy reload) fails its test
-when it loses a request or data; Redis and PostgreSQL failures fail it only when committed data is lost (their
-figures of failed requests are reported; #6 and #4 hold their own targets).
+design absorbs (web node down, PHP-FPM killed, one etcd member down, GlusterFS peer down, sync killed, HAProxy
+reload) fails its test when it loses a request or data; Redis and PostgreSQL failures fail it when committed data
+is lost, and PostgreSQL's also when writes fail for more than 30 s (issue #21).
 
-The scenarios leave the cluster as the inventory describes it: the PostgreSQL scenario runs failover.yml, then
-rejoin.yml, a switchover back and postgres.yml, and the sync scenario re-syncs.
+PostgreSQL runs on Patroni with etcd (docs/postgres.md): no playbook runs in its scenarios. The leader's container
+killed, the leader cut off from the network (nftables), one and then two etcd members stopped; each scenario
+leaves the cluster healthy with the leader it found (a planned switchover back), and the sync scenario re-syncs.
 """
+import contextlib
 import os
 import subprocess
 import threading
@@ -29,17 +31,16 @@ from conftest import RELIABILITY
 from ha_helpers import (DOMAIN, GROUPS, HOSTS, INVENTORY, PLAYBOOK, ROOT, allowed_addresses, container,
                         current_master, fpm_service, kill_export_tar, playbook, redis_role, servers_state, sudo,
                         wait_ssh, web_tier_ready, workload_urls)
-from pg_helpers import DB_NAME, inventory_with, sql
-from pg_helpers import playbook as pg_playbook
-from pg_helpers import wait_for
+from pg_helpers import (DB_NAME, ETCD, NFT_TABLE, POSTGRES, LeaderWatch, bouncer_sql, cut_off, data_directory,
+                        dynamic_config, ensure_probe_table, etcd, etcd_healthy, heal, healthy, leader, leaders,
+                        local_writer_results, set_synchronous_mode, sql, start_local_writer, switchover,
+                        system_identifier, timeline, wait_for, writer_overlaps)
 
 pytestmark = [pytest.mark.disruptive, pytest.mark.reliability]
 
 LB = (GROUPS.get("haproxy") or [None])[0]
 WEB = GROUPS.get("webservers", [])
 REDIS = GROUPS.get("redis", [])
-PRIMARY = (GROUPS.get("postgres_primary") or [None])[0]
-STANDBY = (GROUPS.get("postgres_standby") or [None])[0]
 # Requests per second of the load; CI runs the reduced one (2 cores shared with the whole lab).
 RATE = {"full": 60, "reduced": 25}[os.environ.get("NCHA_RELIABILITY_LOAD", "full")]
 ABSORB = "no failed request, no data lost"
@@ -78,22 +79,12 @@ def data_dir(web):
                 ).stdout.strip()
 
 
-def current_primary():
-    for host in GROUPS.get("postgres_primary", []) + GROUPS.get("postgres_standby", []):
-        try:
-            if sql(host, "SELECT pg_is_in_recovery()", check=False).stdout.strip() == "f":
-                return host
-        except subprocess.TimeoutExpired:
-            continue
-    raise AssertionError("no PostgreSQL primary answers")
-
-
 def data_lost(run, primary=None):
     """Keys the probe confirmed during `run` whose row (on the primary) or file (on the node that wrote it) is
     missing now; the files are removed afterwards."""
     written = run.written()
     prefix = "lt-%s-" % run.run_id
-    rows = set(sql(primary or current_primary(), "SELECT probe_key FROM oc_standin_probe WHERE probe_key LIKE '%s%%'" % prefix,
+    rows = set(sql(primary or leader(), "SELECT probe_key FROM oc_standin_probe WHERE probe_key LIKE '%s%%'" % prefix,
                    db=DB_NAME).split())
     files = set()
     # Every node is listed before any file is removed: on shared storage (GlusterFS) the nodes see the same folder,
@@ -201,34 +192,271 @@ def test_3_redis_master_stopped_for_30_s():
     assert rejoined, "%s did not rejoin as a replica" % old
 
 
-def test_4_postgres_primary_stopped_then_failover_and_rejoin():
-    if not PRIMARY or not STANDBY:
-        pytest.skip("no PostgreSQL standby in the inventory")
-    assert current_primary() == PRIMARY, "the lab's primary is not %s: restore it first (switchover.yml)" % PRIMARY
-    # Synchronous replication for the failover, as production runs that promise: a commit is on the standby.
-    res = pg_playbook("postgres.yml", "--limit", PRIMARY, "-e", "postgres_primary_synchronous_replication=true")
-    assert res.returncode == 0, res.stdout[-3000:]
-    swapped = inventory_with(STANDBY, [PRIMARY])
-    with Load() as load:
-        time.sleep(4)
-        container("stop", PRIMARY)
-        failover = pg_playbook("failover.yml")
-        time.sleep(5)
-    assert failover.returncode == 0, failover.stdout[-4000:]
-    lost = data_lost(load.run, primary=STANDBY)
-    container("start", PRIMARY)
-    wait_ssh(PRIMARY)
-    rejoin = pg_playbook("rejoin.yml", inventory=swapped)
-    assert rejoin.returncode == 0, rejoin.stdout[-4000:]
-    back = pg_playbook("switchover.yml", "-e", "switchover_target=%s" % PRIMARY, inventory=swapped)
-    assert back.returncode == 0, back.stdout[-4000:]
-    assert current_primary() == PRIMARY
-    # The inventory's settings again (asynchronous; the promoted node's leftover standby settings removed).
-    again = pg_playbook("postgres.yml")
-    assert again.returncode == 0, again.stdout[-4000:]
-    row = record("PostgreSQL primary %s stopped" % PRIMARY, load, lost,
-                 "playbooks (failover.yml; rejoin.yml, switchover.yml to restore)", KEEP_DATA)
+# --- PostgreSQL on Patroni + etcd (issue #21) ----------------------------------------------------------------------
+# Patroni elects the leader through etcd and the web nodes' local HAProxy routes PgBouncer to the member whose
+# GET /primary answers 200: no playbook runs in these scenarios. The load's writes must be back within
+# PG_OUTAGE_LIMIT_S seconds of the fault (from the first to the last failed request), and in synchronous mode no
+# write the probe confirmed may be missing on the new leader.
+PG_OUTAGE_LIMIT_S = 30.0
+# Bounded waits: a stopped container boots, Patroni starts PostgreSQL, rewinds it and it streams again.
+REJOIN_TIMEOUT_S = 180
+NEW_LEADER_TIMEOUT_S = 60
+
+
+@contextlib.contextmanager
+def synchronous_mode():
+    """Patroni's synchronous_mode on for the block (as production runs the zero-loss promise), then as it was."""
+    before = set_synchronous_mode(True)
+    try:
+        yield
+    finally:
+        set_synchronous_mode(before)
+
+
+def leader_state(host):
+    """What proves a rejoin was no re-clone: the system identifier and the data directory's inode."""
+    directory = data_directory(host)
+    return {"system_identifier": system_identifier(host),
+            "inode": sudo(host, "stat -c %%i %s" % directory).stdout.strip(), "data_directory": directory}
+
+
+def patroni_log(host, since):
+    return sudo(host, "journalctl -u patroni --no-pager -o cat --since @%d" % int(since), check=False).stdout
+
+
+def rejoined_as_replica(host, token):
+    """`host` is a replica that streams and has replayed the row `token` written after the failover."""
+    res = sql(host, "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), "
+                    "(SELECT count(*) FROM ha_probe WHERE token = '%s')" % token, db=DB_NAME, check=False)
+    return res.returncode == 0 and res.stdout.strip() == "t|streaming|1"
+
+
+def check_rejoin(old, before, since, token):
+    """The old leader, back on its own, follows the new one without a re-clone; returns (seconds, how)."""
+    began = time.time()
+    ok = wait_for(lambda: rejoined_as_replica(old, token), REJOIN_TIMEOUT_S, interval=2)
+    took = round(time.time() - began, 1)
+    log = patroni_log(old, since)
+    assert ok, "%s did not rejoin as a streaming replica with the new rows within %ss:\n%s" % (
+        old, REJOIN_TIMEOUT_S, log[-3000:])
+    after = leader_state(old)
+    assert after["system_identifier"] == before["system_identifier"], (before, after)
+    assert after["inode"] == before["inode"], "the data directory of %s was made anew (a re-clone): %s %s" % (
+        old, before, after)
+    assert "bootstrap from leader" not in log and "created using basebackup" not in log, log[-3000:]
+    return took, "pg_rewind" if "pg_rewind" in log else "no rewind needed"
+
+
+def attempt(check, *args):
+    """check(*args), or the message of its AssertionError (so that the scenario's row is recorded first)."""
+    try:
+        return check(*args)
+    except AssertionError as err:
+        return str(err)
+
+
+def rejoin_text(old, rejoin):
+    if isinstance(rejoin, str):
+        return "%s did NOT rejoin as a replica by itself" % old
+    return "%s rejoined as replica in %.0f s (%s)" % (old, rejoin[0], rejoin[1])
+
+
+def written_after(prefix):
+    """A row through PgBouncer on a web node (the path Nextcloud takes), retried while routing settles."""
+    ensure_probe_table(WEB[0])
+    token = "%s-%d" % (prefix, int(time.time()))
+    done = wait_for(lambda: bouncer_sql(WEB[0], "INSERT INTO ha_probe (token) VALUES ('%s') RETURNING token" % token,
+                                        check=False).stdout.strip() == token, 30, interval=1)
+    assert done, "no write through PgBouncer on %s after the fault" % WEB[0]
+    return token
+
+
+def restore_leader(host):
+    """Leadership back to `host` (a planned switchover), so that the next scenario starts as the lab was made."""
+    healthy(REJOIN_TIMEOUT_S)
+    if leader() != host:
+        switchover(host)
+    healthy(REJOIN_TIMEOUT_S)
+
+
+def judge_postgres(row, lost):
     judge(row, lost)
+    assert row["disruption_s"] <= PG_OUTAGE_LIMIT_S, (
+        "%s: writes failed for %.1f s, more than %.0f s" % (row["fault"], row["disruption_s"], PG_OUTAGE_LIMIT_S))
+
+
+def new_leader(old):
+    """The one member other than `old` whose GET /primary answers 200 now, else None."""
+    found = leaders(timeout=1)
+    return found[0] if len(found) == 1 and found[0] != old else None
+
+
+def require_patroni():
+    if len(POSTGRES) < 2:
+        pytest.skip("one PostgreSQL host: no failover in this inventory")
+    healthy(REJOIN_TIMEOUT_S)
+
+
+def test_4_postgres_leader_stopped():
+    """The leader's container is killed (no clean shutdown: Patroni cannot hand its lock over, it must expire)."""
+    require_patroni()
+    old = leader()
+    before = leader_state(old)
+    try:
+        with synchronous_mode():
+            with LeaderWatch() as watch:
+                with Load() as load:
+                    time.sleep(4)
+                    stopped = time.time()
+                    container("kill", old)
+                    new = wait_for(lambda: new_leader(old), NEW_LEADER_TIMEOUT_S, interval=0.5)
+                    elected = time.time()
+                    time.sleep(8)
+            lost = data_lost(load.run, primary=new or leader())
+            promoted = watch.first_leading(new, after=stopped) or elected if new else None
+            token = written_after("after-kill")
+            container("start", old)
+            wait_ssh(old)
+            rejoin = attempt(check_rejoin, old, before, stopped, token)
+        recovery = "self (Patroni): %s leads %.1f s after the kill; %s" % (
+            new, promoted - stopped, rejoin_text(old, rejoin)) if new and promoted else "no new leader"
+    finally:
+        container("start", old)
+    row = record("PostgreSQL leader %s container killed (synchronous mode)" % old, load, lost, recovery, KEEP_DATA)
+    assert new, "no other member became the leader within %ss" % NEW_LEADER_TIMEOUT_S
+    judge_postgres(row, lost)
+    assert not isinstance(rejoin, str), rejoin
+    restore_leader(old)
+
+
+def test_5_postgres_leader_cut_off_from_the_network():
+    """nftables drops everything between the leader and the other cluster hosts (the controller keeps its access).
+    A writer on each database server itself (unix socket, synchronous_commit=local) shows when each one accepts
+    writes: the old leader must stop before the new one starts."""
+    require_patroni()
+    old = leader()
+    before = leader_state(old)
+    peers = [h for h in HOSTS if h != old]
+    prefix = "cut%d" % int(time.time())
+    ensure_probe_table(WEB[0])
+    writers = {}
+    try:
+        with synchronous_mode():
+            with LeaderWatch() as watch:
+                with Load() as load:
+                    writers = {h: start_local_writer(h, "%s-%s" % (prefix, h), seconds=150) for h in POSTGRES}
+                    time.sleep(4)
+                    cut = cut_off(old, peers)
+                    try:
+                        new = wait_for(lambda: new_leader(old), NEW_LEADER_TIMEOUT_S, interval=0.5)
+                        elected = time.time()
+                        time.sleep(8)
+                    finally:
+                        for proc in writers.values():
+                            proc.terminate()
+                        results = {h: local_writer_results(p, timeout=30) for h, p in writers.items()}
+                        healed = heal(old)
+            lost = data_lost(load.run, primary=new or leader())
+            assert healed.returncode == 0, "the nftables table %s is still on %s" % (NFT_TABLE, old)
+            token = written_after("after-cut")
+            rejoin = attempt(check_rejoin, old, before, cut, token)
+    finally:
+        for proc in writers.values():
+            if proc.poll() is None:
+                proc.kill()
+        heal(old)
+    successes = [s for ok, _ in results.values() for s in ok]
+    overlaps = writer_overlaps(successes)
+    last_old = max((t_after for h, _, _, t_after in successes if h == old), default=None)
+    first_new = min((t_ins for h, _, t_ins, _ in successes if h == new), default=None)
+    promoted = watch.first_leading(new, after=cut) or elected if new else None
+    recovery = ("self (Patroni): %s stopped writing %.1f s after the cut, %s took writes %.1f s after it; %s" % (
+        old, (last_old or cut) - cut, new, (first_new or promoted or cut) - cut, rejoin_text(old, rejoin))
+        if new else "no new leader")
+    row = record("PostgreSQL leader %s cut off from the network (synchronous mode)" % old, load, lost, recovery,
+                 KEEP_DATA)
+    row.update({"direct_writes": {h: len(ok) for h, (ok, _) in results.items()}, "overlaps": overlaps})
+    assert new, "no other member became the leader within %ss" % NEW_LEADER_TIMEOUT_S
+    assert first_new is not None, "the direct writer on %s never wrote after the cut: %s" % (new, results[new][1])
+    assert not overlaps, "two servers accepted writes at the same moment: %s" % overlaps
+    judge_postgres(row, lost)
+    assert not isinstance(rejoin, str), rejoin
+    restore_leader(old)
+
+
+def etcd_victims(count):
+    """`count` etcd members to stop, the one on the leader's host first (its Patroni must use another member)."""
+    lead = leader()
+    return sorted(ETCD, key=lambda h: (h != lead, ETCD.index(h)))[:count]
+
+
+def test_6_one_etcd_member_stopped():
+    require_patroni()
+    if len(ETCD) < 3:
+        pytest.skip("fewer than three etcd members")
+    lead, tl = leader(), timeline()
+    (victim,) = etcd_victims(1)
+    try:
+        with LeaderWatch() as watch:
+            with Load() as load:
+                time.sleep(4)
+                began = time.time()
+                etcd(victim, "stop")
+                # Longer than the leader lock's ttl: a lock that could not be renewed would have expired.
+                time.sleep(max(20, int(dynamic_config().get("ttl", 30)) + 5))
+                etcd(victim, "start")
+                time.sleep(3)
+    finally:
+        etcd(victim, "start")
+    assert etcd_healthy(60), "etcd is not healthy again within 60 s"
+    lost = data_lost(load.run, primary=leader())
+    seen = watch.leaders_seen(after=began)
+    row = record("etcd member %s stopped (of %d)" % (victim, len(ETCD)), load, lost,
+                 "none needed (quorum kept; leader %s throughout)" % lead if seen == [lead]
+                 else "leaders seen: %s" % seen, ABSORB)
+    judge(row, lost)
+    assert seen == [lead] and leader() == lead and timeline() == tl, "the leader changed: %s" % seen
+
+
+def test_7_two_etcd_members_stopped():
+    """etcd loses its quorum. With failsafe_mode Patroni keeps the leader while it reaches every other member;
+    what happened (writes failed or not, leader changed or not) is recorded; nothing may be lost."""
+    require_patroni()
+    if len(ETCD) < 3:
+        pytest.skip("fewer than three etcd members")
+    failsafe = bool(dynamic_config().get("failsafe_mode", False))
+    lead, tl = leader(), timeline()
+    victims = etcd_victims(2)
+    try:
+        with LeaderWatch() as watch:
+            with Load() as load:
+                time.sleep(4)
+                began = time.time()
+                for host in victims:
+                    etcd(host, "stop")
+                time.sleep(max(30, 2 * int(dynamic_config(hosts=[lead]).get("ttl", 30))))
+                in_quorum_loss = leaders(timeout=1)
+                for host in victims:
+                    etcd(host, "start")
+                assert etcd_healthy(90), "etcd is not healthy again within 90 s"
+                time.sleep(5)
+    finally:
+        for host in victims:
+            etcd(host, "start")
+    lost = data_lost(load.run, primary=leader())
+    seen = watch.leaders_seen(after=began)
+    figures = load.run.summary()
+    row = record("etcd members %s stopped (quorum lost, failsafe_mode %s)" % (", ".join(victims),
+                                                                              "on" if failsafe else "off"),
+                 load, lost, "self (etcd restarted): leader during the loss %s, leaders seen %s, %s" % (
+                     in_quorum_loss or "none", seen,
+                     "writes kept working" if not figures["failed"] else "%d requests failed" % figures["failed"]),
+                 KEEP_DATA)
+    judge(row, lost)
+    healthy(REJOIN_TIMEOUT_S)
+    if failsafe:
+        assert in_quorum_loss == [lead] and seen == [lead] and timeline() == tl, (
+            "failsafe_mode is on but the leader did not stay: %s %s" % (in_quorum_loss, seen))
 
 
 def pending_heals():
@@ -240,7 +468,7 @@ def pending_heals():
     return sum(int(c) for c in counts)
 
 
-def test_5_glusterfs_peer_stopped():
+def test_8_glusterfs_peer_stopped():
     res = sudo(WEB[0], "findmnt -n -o FSTYPE --target \"$(php -r 'include \"/var/www/nextcloud/config/config.php\";"
                        " echo $CONFIG[\"datadirectory\"];')\"", check=False)
     if "fuse.glusterfs" not in res.stdout:
@@ -279,7 +507,7 @@ def tree_of(web):
                      " -o -type f -printf '%P %s %Ts %m %U\\n' | sort | sha256sum").stdout.split()[0]
 
 
-def test_6_codebase_sync_killed_half_way_then_run_again():
+def test_9_codebase_sync_killed_half_way_then_run_again():
     master, node = WEB[0], WEB[-1]
     if master == node:
         pytest.skip("one web node: nothing to sync")
@@ -317,7 +545,7 @@ def haproxy_workers(lb):
     return sudo(lb, "pgrep -f '^/usr/sbin/haproxy' | sort").stdout.split()
 
 
-def test_7_haproxy_reloaded_with_a_config_change_during_load():
+def test_10_haproxy_reloaded_with_a_config_change_during_load():
     before = haproxy_workers(LB)
     with Load() as load:
         time.sleep(3)
