@@ -91,12 +91,12 @@ test-debian13: export LAB_DISTRO = trixie
 test-debian13: export LAB_NEXTCLOUD = standin
 test-debian13: venv deps molecule
 
-# The failure scenarios (containers stopped, PostgreSQL failover and rejoin, Redis failover, killed
+# The failure scenarios (containers stopped, PostgreSQL failover and switchover, Redis failover, killed
 # syncs) against the lab that `make lab` deployed. They change which servers hold which role.
 test-disruptive:
 	$(VENV)/bin/pytest -v -p no:cacheprovider -m "disruptive and not reliability" tests/integration
 
-# The reliability suite (tests/integration/test_reliability.py): the seven failure scenarios one at a time under
+# The reliability suite (tests/integration/test_reliability.py): the ten failure scenarios one at a time under
 # the full load, one table of figures (also in tests/output/reliability.json). On the lab that `make lab` deployed.
 test-reliability: export NCHA_RELIABILITY_LOAD ?= full
 test-reliability:
