@@ -26,7 +26,7 @@ PROBE = "/probe.php?checks=none"
 # Three entries, so that round-robin over two nodes sends every kind of request to every node.
 WORKLOAD = ["/index.php/login", "/probe.php?checks=none&write=lt-{run}-{n}", "/probe.php?checks=none&write=lt-{run}-{n}"]
 ADMIN_SOCKET = "/run/haproxy/admin.sock"
-PROXY_SOCKET = "/run/nextcloud-ha-redis-proxy/admin.sock"
+PROXY_SOCKET = "/run/nextcloud-ha-local-proxy/admin.sock"  # the web nodes' local proxy (role local_proxy)
 
 
 def load_inventory():

@@ -1,7 +1,7 @@
 """Redis and Sentinel as deployed by playbooks/redis.yml: real state on the lab's servers.
 
-Needs the lab up and playbooks/redis.yml applied (two Redis hosts: replication, three Sentinels, the local proxy on
-every web node).
+Needs the lab up and playbooks/redis.yml and playbooks/local_proxy.yml applied (two Redis hosts: replication, three
+Sentinels, the local proxy's `redis` listener on every web node).
 """
 import uuid
 
