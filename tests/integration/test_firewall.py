@@ -1,4 +1,4 @@
-"""The cluster firewall (issue #9): real connections between the lab's hosts.
+"""The cluster firewall (issues #9, #21): real connections between the lab's hosts.
 
 From every cluster host, a bounded scan of the cluster's ports on every other cluster host: each flow of the
 design notes' port matrix connects, every other port is dropped (times out) or refused. The expected matrix is
@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, STATE, ssh
 
 PORTS = {"ssh": 22, "http": 80, "https": 443, "postgres": 5432, "redis": 6379, "pgbouncer": 6432, "stats": 8404,
-         "sentinel": 26379}
+         "sentinel": 26379, "etcd": 2379, "etcd-peer": 2380, "patroni": 8008}
 SCAN = r"""
 import json, socket, sys, concurrent.futures as cf
 def probe(target):
@@ -41,7 +41,8 @@ def expected_open(groups, src, dst, port):
     redis = groups.get("redis", [])
     lbs = groups.get("haproxy", [])
     sentinels = (redis + (groups.get("redis_sentinel") or lbs[:1])) if len(redis) > 1 else []
-    pg = groups.get("postgres_primary", []) + groups.get("postgres_standby", [])
+    pg = groups.get("postgres") or groups.get("postgres_primary", []) + groups.get("postgres_standby", [])
+    etcd = groups.get("etcd", [])
     flows = [
         (lbs, None, [80, 443]),                      # clients (any address) to the load balancer
         (web, lbs, [80]),                            # load balancer to the web nodes
@@ -50,15 +51,20 @@ def expected_open(groups, src, dst, port):
         (sentinels, sentinels, [26379]),             # Sentinels to Sentinels
         (pg, web, [5432]),                           # PgBouncer on the web nodes to PostgreSQL
         (pg, pg, [5432, 22]),                        # replication and WAL shipping
+        (pg, web + pg, [8008]),                      # Patroni's REST API: local proxy checks, the other members
+        (etcd, etcd, [2380]),                        # etcd peers
+        (etcd, etcd + pg, [2379]),                   # etcd clients: the members, Patroni
     ]
     return any(dst in to and (sources is None or src in sources) and port in ports for to, sources, ports in flows)
 
 
 @pytest.fixture(scope="module")
 def cluster(inventory):
-    names = ("haproxy", "webservers", "redis", "redis_sentinel", "postgres_primary", "postgres_standby")
+    names = ("haproxy", "webservers", "redis", "redis_sentinel", "postgres_primary", "postgres_standby", "etcd")
     hosts = sorted({h for g in names for h in inventory.group(g)})
     groups = {g: inventory.group(g) for g in names}
+    # The postgres group's hosts are those of its children (the generated inventory lists the children's hosts).
+    groups["postgres"] = groups["postgres_primary"] + groups["postgres_standby"]
     return hosts, groups
 
 
@@ -112,6 +118,17 @@ def test_blocked_ports_are_dropped_not_just_closed(inventory, cluster):
     lb = groups["haproxy"][0]
     # PostgreSQL listens on the private address, and the load balancer is no database client.
     assert scan(inventory, lb, [db])[(db, 5432)] == "dropped"
+
+
+def test_etcd_is_dropped_from_hosts_that_are_no_etcd_client(inventory, cluster):
+    """etcd listens on the private address with no authentication: only the firewall keeps other hosts out."""
+    hosts, groups = cluster
+    allowed = set(groups["etcd"]) | set(groups["postgres"])
+    outsiders = [h for h in hosts if h not in allowed]
+    assert outsiders and groups["etcd"], (outsiders, groups["etcd"])
+    member = groups["etcd"][0]
+    states = scan(inventory, outsiders[0], [member])
+    assert states[(member, 2379)] == "dropped" and states[(member, 2380)] == "dropped", states
 
 
 def test_a_ruleset_that_locks_the_controller_out_is_rolled_back(inventory, cluster):
