@@ -65,7 +65,7 @@ def test_inventory_and_ssh_config_pin_host_keys(lab):
     assert inv["vars"]["ansible_become"] is True
     assert "StrictHostKeyChecking=yes" in inv["vars"]["ansible_ssh_common_args"]
     assert inv["vars"]["nextcloud_version"] == "32.0.2"
-    for group in ("haproxy", "webservers", "redis", "postgres_primary", "postgres_standby"):
+    for group in ("haproxy", "webservers", "redis", "postgres_primary", "postgres_standby", "etcd"):
         assert inv["children"][group]["hosts"], group
     with open(lab.known_hosts) as f:
         known = f.read().splitlines()
