@@ -3,14 +3,14 @@
 Every member lists the same members, exactly the hosts of the `etcd` group with their private addresses, and every
 member answers healthy; a key written through one member is read through another; the client port is dropped from
 a cluster host that is no etcd client (the firewall is the only access control without TLS), and connects from
-one that is (Patroni on a PostgreSQL host).
+one that is (Patroni on a PostgreSQL host). A second run of playbooks/etcd.yml changes nothing and keeps the data.
 """
 import json
 import uuid
 
 import pytest
 
-from ha_helpers import GROUPS, HOSTS, sudo
+from ha_helpers import GROUPS, HOSTS, playbook, recap_changed, sudo
 
 ETCDCTL = "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 --dial-timeout=3s --command-timeout=5s "
 PROBE = ("python3 -c 'import socket, sys\n"
@@ -80,6 +80,23 @@ def test_a_key_written_through_one_member_is_read_through_another(members):
     finally:
         etcdctl(writer, "del %s" % key)
     assert etcdctl(reader, "get --print-value-only %s" % key).stdout.strip() == ""
+
+
+def test_a_second_run_changes_nothing_and_keeps_the_data(members):
+    """A configured member is never wiped: a key and the member IDs survive a re-run, which changes nothing."""
+    key, value = "/nextcloud-ha-test/rerun-%s" % uuid.uuid4().hex, uuid.uuid4().hex
+    before = sorted((m["name"], m["ID"]) for m in member_list(members[0]))
+    assert etcdctl(members[0], "put %s %s" % (key, value)).stdout.strip() == "OK"
+    try:
+        res = playbook("etcd.yml", timeout=600)
+        assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+        changed = recap_changed(res.stdout)
+        assert sorted(changed) == members and not any(changed.values()), changed
+        for host in members:
+            assert etcdctl(host, "get --print-value-only %s" % key).stdout.strip() == value, host
+        assert sorted((m["name"], m["ID"]) for m in member_list(members[-1])) == before
+    finally:
+        etcdctl(members[0], "del %s" % key)
 
 
 def test_members_run_from_the_role_data_dir_and_the_package_cluster_is_gone(members):
