@@ -6,9 +6,11 @@ backup is gone after it (the restore really went back to the set); without backu
 is refused before anything changes. After the backup (occ maintenance:mode writes Nextcloud's merged configuration,
 node.config.php's values included, into config.php) and after the restore (the set's config.php holds the values it
 was taken with: a log level set by hand before the backup), config.php is the same on every web node and holds the
-inventory's values, so that the next site.yml finds nothing to change. The set: a pg_dump taken on the standby, the
-config and the data directories, mode 0700/0600, sha256 as in its manifest; retention keeps the newest sets; a set
-that does not exist is refused before anything changes.
+inventory's values, so that the next site.yml finds nothing to change. The set: a pg_dump taken on the replica Patroni
+reports (never the inventory groups), the config and the data directories, mode 0700/0600, sha256 as in its
+manifest; the restore writes into the leader Patroni names and the replica holds the restored rows; retention keeps
+the newest sets; a set that does not exist is refused before anything changes. Last, with the leadership moved to the
+other PostgreSQL host (a Patroni switchover), a backup dumps on the new replica, the former leader (issue #21).
 """
 import json
 import os
@@ -16,6 +18,7 @@ import re
 import shlex
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -23,6 +26,7 @@ import pytest
 
 from lab_paths import INVENTORY, LAB_VARS, PLAYBOOK, ROOT, SSH_CONFIG
 from conftest import Inventory
+from pg_helpers import POSTGRES, healthy, leader, members, switchover
 
 pytestmark = pytest.mark.disruptive
 
@@ -85,10 +89,15 @@ def write(key):
 
 
 def primary():
-    for host in INV.group("postgres_primary") + INV.group("postgres_standby"):
-        if sudo(host, "cd / && sudo -u postgres psql -XAtqc 'SELECT pg_is_in_recovery()'").stdout.strip() == "f":
-            return host
-    pytest.fail("no PostgreSQL primary answers")
+    """The leader as Patroni says it (the one member whose GET /primary answers 200)."""
+    return leader()
+
+
+def running_replicas():
+    """The members Patroni reports as running replicas (GET /cluster)."""
+    return sorted(name for name, m in members().items()
+                  if m.get("role") in ("replica", "sync_standby", "quorum_standby")
+                  and m.get("state") in ("running", "streaming"))
 
 
 def sets():
@@ -153,6 +162,8 @@ def backed_up():
     r = sudo(WEB[0], "curl -fsS -m 10 http://127.0.0.1/status.php")
     if r.returncode != 0 or '"installed":true' not in r.stdout.replace(" ", ""):
         pytest.skip("needs the cluster deployed (`python -m lab deploy`): %s" % (r.stdout or r.stderr))
+    healthy()
+    replicas = running_replicas()
     writer = write(KEY)
     assert read(KEY, writer) == {"row": True, "file": True}
     # a value the inventory does not have, set by hand on every node: the set keeps it, the restore must not
@@ -164,17 +175,17 @@ def backed_up():
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     found = sets()
     assert len(found) == 1, found
-    yield {"writer": writer, "set": found[0], "output": proc.stdout}
+    yield {"writer": writer, "set": found[0], "output": proc.stdout, "replicas": replicas, "leader": leader()}
     sudo(BACKUP_HOST, "rm -rf %s" % BACKUP_DIR)
 
 
-def test_set_holds_dump_from_the_standby_config_and_data(backed_up):
+def test_set_holds_dump_from_a_replica_config_and_data(backed_up):
     path = "%s/%s" % (BACKUP_DIR, backed_up["set"])
     manifest = json.loads(sudo(BACKUP_HOST, "cat %s/manifest.json" % path).stdout)
     names = sorted(f["name"] for f in manifest["files"])
     assert names == sorted(["database.dump", "config.tar.gz"] + ["data-%s.tar.gz" % w for w in WEB]), names
-    standbys = INV.group("postgres_standby")
-    assert manifest["db_host"] == (standbys[0] if standbys else INV.group("postgres_primary")[0]), manifest
+    # dumped on a replica Patroni reported as running (the leader only when there is none)
+    assert manifest["db_host"] in (backed_up["replicas"] or [backed_up["leader"]]), (manifest, backed_up["replicas"])
     assert manifest["nextcloud_version"] == statuses()[WEB[0]]["versionstring"]
     for f in manifest["files"]:
         r = sudo(BACKUP_HOST, "sha256sum %s/%s && stat -c '%%a' %s/%s" % (path, f["name"], path, f["name"]))
@@ -197,7 +208,7 @@ def test_backup_leaves_config_php_as_the_inventory_says(backed_up):
 def test_backup_leaves_the_cluster_serving_and_no_working_copies(backed_up):
     for node, st in statuses().items():
         assert st["installed"] is True and st["maintenance"] is False, (node, st)
-    for host in WEB + INV.group("postgres_standby") + INV.group("postgres_primary"):
+    for host in WEB + POSTGRES:
         r = sudo(host, "ls -A /var/tmp/nextcloud-ha-backup 2>/dev/null || true")
         assert r.stdout.strip() == "", (host, r.stdout)
 
@@ -242,6 +253,17 @@ def test_restore_brings_back_the_row_and_the_file(backed_up):
     # the restored config.php (log level set by hand, the master's node values merged in) was rewritten with the
     # inventory's cluster settings on every node
     assert config_problems() == []
+    # pg_restore wrote into the leader; every replica received the restored rows by streaming
+    query = "cd / && sudo -u postgres psql -XAtq -d nextcloud -c \"SELECT pg_is_in_recovery(), count(*) FROM " \
+            "oc_standin_probe WHERE probe_key IN ('%s', '%s')\"" % (KEY, LATE_KEY)
+    for replica in running_replicas():
+        out = ""
+        for _ in range(30):
+            out = sudo(replica, query).stdout.strip()
+            if out == "t|1":
+                break
+            time.sleep(1)
+        assert out == "t|1", (replica, out)
 
 
 def test_a_set_that_does_not_exist_is_refused(backed_up):
@@ -258,3 +280,25 @@ def test_retention_keeps_the_newest_sets(backed_up):
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     found = sets()
     assert len(found) == 1 and found[0] > backed_up["set"], found
+
+
+def test_backup_after_a_switchover_dumps_on_the_former_leader(backed_up):
+    """The dump host comes from Patroni at every run: with the leadership moved, the former leader is the replica."""
+    first = leader()
+    other = [h for h in POSTGRES if h != first]
+    if not other:
+        pytest.skip("needs two PostgreSQL hosts")
+    switchover(other[0])
+    try:
+        healthy()
+        proc = playbook("backup.yml", "-e", "backup_retention=1", "-e", "backup_mode=online")
+        assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+        found = sets()
+        assert len(found) == 1, found
+        manifest = json.loads(sudo(BACKUP_HOST, "cat %s/%s/manifest.json" % (BACKUP_DIR, found[0])).stdout)
+        assert manifest["db_host"] == first, manifest
+        assert sudo(BACKUP_HOST, "head -c 5 %s/%s/database.dump" % (BACKUP_DIR, found[0])).stdout == "PGDMP"
+    finally:
+        switchover(first)
+        healthy()
+

@@ -9,8 +9,9 @@ Needs the cluster deployed (`python -m lab deploy`); takes about as long as a de
    its own instanceid, without the probe row);
 3. playbooks/restore.yml -e backup_restore_confirm=true from the controller's set;
 4. checks: occ maintenance:data-fingerprint ran and every node has the new fingerprint; the instance is the backed-up
-   one (instanceid); the row and the file written before the backup are served through HAProxy; the PostgreSQL
-   standby has the restored row (replication of the restored database); every node out of maintenance, the
+   one (instanceid); the row and the file written before the backup are served through HAProxy; every PostgreSQL
+   replica Patroni reports has the restored row (streamed from the leader the restore wrote to); every node out of
+   maintenance, the
    background job timer active; a second site.yml run (no restore) changes nothing.
 
 The steps' output is written to lab/.state/<LAB_NAME>/restore-fresh-<step>.log while they run.
@@ -28,6 +29,7 @@ import pytest
 from conftest import Inventory
 from ha_helpers import recap_changed
 from lab_paths import INVENTORY, LAB_NAME, LAB_VARS, PLAYBOOK, ROOT, STATE
+from pg_helpers import healthy, leader, sql
 from test_backup import fingerprints, lb_get, read, statuses, sudo
 from test_scale import changed_tasks
 
@@ -37,7 +39,7 @@ DOMAIN = LAB_VARS.get("nextcloud_ha_domain", "cloud.example.org")
 KEY = "restore-fresh-%d" % os.getpid()
 SECRETS = [LAB_VARS[k] for k in ("nextcloud_ha_db_password", "nextcloud_ha_admin_password",
                                  "nextcloud_ha_redis_password") if LAB_VARS.get(k)]
-CLUSTER_GROUPS = ("haproxy", "webservers", "redis", "postgres_primary", "postgres_standby")
+CLUSTER_GROUPS = ("haproxy", "webservers", "redis", "etcd", "postgres_primary", "postgres_standby")
 OCC = "cd /var/www/nextcloud && sudo -u www-data php occ --no-warnings "
 
 
@@ -179,22 +181,24 @@ def test_row_and_file_written_before_the_backup_are_served(restored):
     assert read(KEY, restored["writer"]) == {"row": True, "file": True}
 
 
-def test_the_standby_replicates_the_restored_database(restored):
-    inventory = inv()
-    query = ("cd / && sudo -u postgres psql -XAtq -d nextcloud -c \"SELECT pg_is_in_recovery(), count(*) FROM "
-             "oc_standin_probe WHERE probe_key = '%s'\"" % KEY)
-    for standby in inventory.group("postgres_standby"):
+def test_the_replicas_stream_the_restored_database(restored):
+    """The restore wrote into the leader Patroni names; every other member is a replica that streams from it and
+    holds the restored row."""
+    members = healthy()
+    lead = leader()
+    replicas = sorted(n for n in members if n != lead)
+    assert replicas, members
+    query = "SELECT pg_is_in_recovery(), count(*) FROM oc_standin_probe WHERE probe_key = '%s'" % KEY
+    for replica in replicas:
         out = ""
         for _ in range(30):
-            out = sudo(standby, query).stdout.strip()
+            out = sql(replica, query, db="nextcloud")
             if out == "t|1":
                 break
             time.sleep(2)
-        assert out == "t|1", (standby, out)
-    primary = inventory.group("postgres_primary")[0]
-    r = sudo(primary, "cd / && sudo -u postgres psql -XAtqc \"SELECT count(*) FROM pg_stat_replication "
-                      "WHERE state = 'streaming'\"")
-    assert int(r.stdout.strip() or 0) == len(inventory.group("postgres_standby")), r.stdout + r.stderr
+        assert out == "t|1", (replica, out)
+    assert sql(lead, query, db="nextcloud") == "f|1"
+    assert int(sql(lead, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")) == len(replicas)
 
 
 def test_every_node_serves_again(restored):
@@ -202,7 +206,7 @@ def test_every_node_serves_again(restored):
         assert st.get("installed") is True and st.get("maintenance") is False, (node, st)
     timers = [sudo(n, "systemctl is-active nextcloud-cron.timer").stdout.strip() for n in web()]
     assert timers.count("active") == 1, timers
-    for host in web() + inv().group("postgres_primary"):
+    for host in web() + inv().group("postgres_primary") + inv().group("postgres_standby"):
         r = sudo(host, "ls -A /var/tmp/nextcloud-ha-backup 2>/dev/null || true")
         assert r.stdout.strip() == "", (host, r.stdout)
 
