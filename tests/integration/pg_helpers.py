@@ -64,7 +64,7 @@ def inventory_with(primary, standbys):
     children["postgres_standby"] = {"hosts": {h: {} for h in standbys}}
     path = tempfile.mkdtemp(prefix="pginv-")
     with open(os.path.join(path, "hosts.yml"), "w") as f:
-        yaml.safe_dump(data, f)
+        yaml.safe_dump(data, f, sort_keys=False)
     os.symlink(os.path.join(ROOT, "lab", "inventory", "group_vars"), os.path.join(path, "group_vars"))
     # The group structure (postgres = postgres_primary + postgres_standby, etcd), as the lab's inventory has it.
     os.symlink(os.path.join(ROOT, "lab", "inventory", "groups.yml"), os.path.join(path, "groups.yml"))
@@ -581,8 +581,8 @@ def inventory_edited(groups=None, drop=()):
         (structure["all"].get("children") or {}).pop(name, None)
     path = tempfile.mkdtemp(prefix="pginv-")
     with open(os.path.join(path, "hosts.yml"), "w") as f:
-        yaml.safe_dump(data, f)
+        yaml.safe_dump(data, f, sort_keys=False)
     with open(os.path.join(path, "groups.yml"), "w") as f:
-        yaml.safe_dump(structure, f)
+        yaml.safe_dump(structure, f, sort_keys=False)
     os.symlink(os.path.join(ROOT, "lab", "inventory", "group_vars"), os.path.join(path, "group_vars"))
     return path
