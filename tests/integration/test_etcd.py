@@ -3,7 +3,7 @@
 Every member lists the same members, exactly the hosts of the `etcd` group with their private addresses, and every
 member answers healthy; a key written through one member is read through another; the client port is dropped from
 a cluster host that is no etcd client (the firewall is the only access control without TLS), and connects from
-one that is (Patroni on a PostgreSQL host). A second run of playbooks/etcd.yml changes nothing and keeps the data.
+one that is (Patroni on a PostgreSQL host). With etcd_tls, every client needs a certificate. A second run of playbooks/etcd.yml changes nothing and keeps the data.
 """
 import json
 import uuid
@@ -12,7 +12,7 @@ import pytest
 
 from ha_helpers import GROUPS, HOSTS, playbook, recap_changed, sudo
 
-ETCDCTL = "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 --dial-timeout=3s --command-timeout=5s "
+ETCDCTL = "ETCDCTL_API=3 etcdctl --dial-timeout=3s --command-timeout=5s "
 PROBE = ("python3 -c 'import socket, sys\n"
          "s = socket.socket(); s.settimeout(3)\n"
          "try:\n    s.connect((sys.argv[1], int(sys.argv[2]))); print(\"open\")\n"
@@ -28,8 +28,35 @@ def members():
     return sorted(etcd)
 
 
-def etcdctl(host, args):
-    return sudo(host, ETCDCTL + args)
+_CONFIG = {}
+
+
+def config(host):
+    """The ETCD_* settings the role wrote into the member's /etc/default/etcd."""
+    if host not in _CONFIG:
+        text = sudo(host, "cat /etc/default/etcd").stdout
+        _CONFIG[host] = {k: v.strip('"') for k, v in (line.split("=", 1) for line in text.splitlines()
+                                                       if "=" in line and not line.startswith("#"))}
+    return _CONFIG[host]
+
+
+def tls(host):
+    return "ETCD_CERT_FILE" in config(host)
+
+
+def scheme(host):
+    return "https" if tls(host) else "http"
+
+
+def etcdctl(host, args, check=True, cert=True):
+    """etcdctl on the member against its loopback listener (with its CA and, unless cert=False, its certificate)."""
+    conf = config(host)
+    options = "--endpoints=%s://127.0.0.1:2379 " % scheme(host)
+    if tls(host):
+        options += "--cacert=%s " % conf["ETCD_TRUSTED_CA_FILE"]
+        if cert:
+            options += "--cert=%s --key=%s " % (conf["ETCD_CERT_FILE"], conf["ETCD_KEY_FILE"])
+    return sudo(host, ETCDCTL + options + args, check=check)
 
 
 def member_list(host):
@@ -44,8 +71,8 @@ def test_every_member_lists_exactly_the_etcd_group(members):
         assert names == members, (host, names)
         for m in listed:
             address = HOSTS[m["name"]]
-            assert m["peerURLs"] == ["http://%s:2380" % address], (host, m)
-            assert m["clientURLs"] == ["http://%s:2379" % address], (host, m)
+            assert m["peerURLs"] == ["%s://%s:2380" % (scheme(host), address)], (host, m)
+            assert m["clientURLs"] == ["%s://%s:2379" % (scheme(host), address)], (host, m)
         seen[host] = sorted((m["name"], m["ID"]) for m in listed)
     # The same member IDs everywhere: one cluster, not several clusters of one.
     assert len({tuple(v) for v in seen.values()}) == 1, seen
@@ -55,7 +82,8 @@ def test_every_member_answers_healthy(members):
     for host in members:
         res = etcdctl(host, "endpoint health --cluster --write-out=json")
         health = json.loads(res.stdout)
-        assert sorted(h["endpoint"] for h in health) == sorted("http://%s:2379" % HOSTS[m] for m in members), health
+        want = sorted("%s://%s:2379" % (scheme(host), HOSTS[m]) for m in members)
+        assert sorted(h["endpoint"] for h in health) == want, health
         assert all(h["health"] for h in health), health
 
 
@@ -88,7 +116,7 @@ def test_a_second_run_changes_nothing_and_keeps_the_data(members):
     before = sorted((m["name"], m["ID"]) for m in member_list(members[0]))
     assert etcdctl(members[0], "put %s %s" % (key, value)).stdout.strip() == "OK"
     try:
-        res = playbook("etcd.yml", timeout=600)
+        res = playbook("etcd.yml", extra=["-e", "etcd_tls=%s" % tls(members[0])], timeout=900)
         assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
         changed = recap_changed(res.stdout)
         assert sorted(changed) == members and not any(changed.values()), changed
@@ -105,6 +133,24 @@ def test_members_run_from_the_role_data_dir_and_the_package_cluster_is_gone(memb
                          "test -d /var/lib/etcd/nextcloud-ha/member && echo data; "
                          "test -e /var/lib/etcd/default && echo leftover || true")
         assert res.stdout.split() == ["enabled", "active", "data"], (host, res.stdout)
+
+
+def test_with_tls_every_client_needs_a_certificate(members):
+    """etcd_tls: the members speak https only, and refuse a client without a certificate signed by the CA."""
+    if not tls(members[0]):
+        pytest.skip("the lab's etcd runs without TLS (etcd_tls: false)")
+    for host in members:
+        urls = ",".join(config(host)[key] for key in ("ETCD_LISTEN_PEER_URLS", "ETCD_LISTEN_CLIENT_URLS",
+                                                      "ETCD_ADVERTISE_CLIENT_URLS", "ETCD_INITIAL_CLUSTER"))
+        assert "https://" in urls and "http://" not in urls, (host, urls)
+        assert config(host)["ETCD_CLIENT_CERT_AUTH"] == config(host)["ETCD_PEER_CLIENT_CERT_AUTH"] == "true"
+        assert etcdctl(host, "endpoint health", check=True).returncode == 0
+        without = etcdctl(host, "put /nextcloud-ha-test/nocert x", check=False, cert=False)
+        assert without.returncode != 0, (host, without.stdout)
+        plain = sudo(host, ETCDCTL + "--endpoints=http://127.0.0.1:2379 put /nextcloud-ha-test/plain x", check=False)
+        assert plain.returncode != 0, (host, plain.stdout)
+        key = sudo(host, "stat -c '%%a %%G' %s" % config(host)["ETCD_KEY_FILE"]).stdout.split()
+        assert key == ["640", "etcd"], (host, key)
 
 
 def test_client_port_only_from_etcd_clients(members):

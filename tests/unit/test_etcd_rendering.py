@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The etcd role without servers (issue #21): the preflight's refusal of an etcd group that is not odd and 3 or
-more, and the /etc/default/etcd a member gets, rendered by the real Ansible from the role's own files for an
+more, and the /etc/default/etcd a member gets (with and without TLS), rendered by the real Ansible from the role's own files for an
 inventory of local hosts."""
 
 import json
@@ -51,11 +51,12 @@ def test_three_members_pass(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-def test_member_configuration(tmp_path):
+def _render(tmp_path, tls=False):
     dest = os.path.join(str(tmp_path), 'etcd.env')
     res = _play(tmp_path, ['db1', 'db2', 'redis1'], [
         {'ansible.builtin.include_vars': {'file': os.path.join(ROLE, 'defaults', 'main.yml')}},
         {'ansible.builtin.include_vars': {'file': os.path.join(ROLE, 'vars', 'main.yml')}},
+        {'ansible.builtin.set_fact': {'etcd_tls': tls}},
         {'ansible.builtin.template': {'src': os.path.join(ROLE, 'templates', 'etc', 'default', 'etcd.j2'),
                                       'dest': dest, 'mode': '0644'}},
     ], hosts='db2')
@@ -64,7 +65,11 @@ def test_member_configuration(tmp_path):
         text = handle.read()
     assert text.startswith('#')  # ansible_managed first
     values = dict(line.split('=', 1) for line in text.splitlines() if line and not line.startswith('#'))
-    values = {key: value.strip('"') for key, value in values.items()}
+    return text, {key: value.strip('"') for key, value in values.items()}
+
+
+def test_member_configuration(tmp_path):
+    text, values = _render(tmp_path)
     assert values['ETCD_NAME'] == 'db2'
     assert values['ETCD_DATA_DIR'] == '/var/lib/etcd/nextcloud-ha'
     assert values['ETCD_LISTEN_PEER_URLS'] == values['ETCD_INITIAL_ADVERTISE_PEER_URLS'] == 'http://10.0.0.31:2380'
@@ -78,3 +83,14 @@ def test_member_configuration(tmp_path):
     # The marker line that keeps a configured member's data from ever being wiped.
     assert '\n# nextcloud_ha.cluster etcd member db2 ' in text
     assert not [key for key in values if not key.startswith('ETCD_')]
+
+
+def test_member_configuration_with_tls(tmp_path):
+    text, values = _render(tmp_path, tls=True)
+    assert values['ETCD_LISTEN_PEER_URLS'] == 'https://10.0.0.31:2380'
+    assert values['ETCD_LISTEN_CLIENT_URLS'] == 'https://10.0.0.31:2379,https://127.0.0.1:2379'
+    assert 'http://' not in values['ETCD_INITIAL_CLUSTER'] and values['ETCD_INITIAL_CLUSTER'].count('https://') == 3
+    assert values['ETCD_CERT_FILE'] == values['ETCD_PEER_CERT_FILE'] == '/etc/etcd/tls/db2.crt'
+    assert values['ETCD_KEY_FILE'] == values['ETCD_PEER_KEY_FILE'] == '/etc/etcd/tls/db2.key'
+    assert values['ETCD_TRUSTED_CA_FILE'] == values['ETCD_PEER_TRUSTED_CA_FILE'] == '/etc/etcd/tls/ca.crt'
+    assert values['ETCD_CLIENT_CERT_AUTH'] == values['ETCD_PEER_CLIENT_CERT_AUTH'] == 'true'
