@@ -25,7 +25,7 @@ import pytest
 from lab_paths import ROOT
 from pg_helpers import (POSTGRES, WEBSERVERS, address, bouncer_sql, data_directory, ensure_probe_table, healthy,
                         leader, leaders, longest_write_gap, missing_tokens, playbook, run_ssh, set_synchronous_mode,
-                        sql, start_writer, system_identifier, timeline, wait_for, writer_results)
+                        sql, start_writer, sync_standbys, system_identifier, timeline, wait_for, writer_results)
 
 pytestmark = pytest.mark.disruptive
 
@@ -138,6 +138,8 @@ def test_switchover_under_writes_loses_no_row_and_stops_writes_at_most_5_s():
     lead = leader()
     target = replica_of(lead)
     tl = timeline()
+    # In synchronous mode only the synchronous standby may take over (the playbook refuses another target).
+    assert wait_for(lambda: sync_standbys() == [target], timeout=60), sync_standbys()
     res, figures, committed = writes_around(
         "switchover", lambda: playbook("switchover.yml", "-e", "switchover_target=%s" % target))
     out = flat(res.stdout)
@@ -166,6 +168,8 @@ def test_switchover_under_writes_loses_no_row_and_stops_writes_at_most_5_s():
 def test_failover_playbook_to_a_named_member_keeps_every_committed_row():
     lead = leader()
     target = STATE["first_leader"] if STATE["first_leader"] != lead else replica_of(lead)
+    # With a running leader in synchronous mode Patroni hands over only to the synchronous standby.
+    assert wait_for(lambda: sync_standbys() == [target], timeout=60), sync_standbys()
     res, figures, committed = writes_around(
         "failover", lambda: playbook("failover.yml", "-e", "failover_target=%s" % target))
     out = flat(res.stdout)
