@@ -13,7 +13,7 @@ import pytest
 
 from ha_helpers import PROXY_SOCKET, servers_state, sudo
 from pg_helpers import (DB_NAME, DB_PASSWORD, DB_USER, LAB_VARS, POSTGRES, WEBSERVERS, address, bouncer_sql,
-                        healthy, leader, leaders, patronictl_list, switchover, wait_for)
+                        healthy, leader, leaders, patronictl_list, run_ssh, sql, switchover, wait_for)
 
 SERVICE = "nextcloud-ha-local-proxy"
 CONFIG = "/etc/haproxy/nextcloud-ha-local-proxy.cfg"
@@ -40,6 +40,17 @@ def up_servers(web):
 def proxy_follows(leader_host):
     """Every web node's postgres listener has exactly `leader_host` up."""
     return all(up_servers(web) == [leader_host] for web in WEBSERVERS)
+
+
+def workers(web):
+    """The number of worker processes of the local proxy (more than one while old ones finish after a reload)."""
+    main = sudo(web, "systemctl show -p MainPID --value %s" % SERVICE).stdout.strip()
+    return len(sudo(web, "pgrep -P %s haproxy || true" % main).stdout.split())
+
+
+def single_worker(web):
+    """Wait until no old worker from an earlier reload is left (they would hold sessions no check governs)."""
+    assert wait_for(lambda: workers(web) == 1, 45, interval=1), "old workers of %s still run" % SERVICE
 
 
 def direct_sql(web, query, check=True):
@@ -103,104 +114,119 @@ def test_no_connection_reaches_a_replica_right_after_a_restart(lead):
     assert answers[-1] == "f|%s" % address(lead), answers[-5:]
 
 
-@pytest.mark.disruptive
-def test_reload_keeps_the_leader_in_rotation_without_a_gap(lead):
-    """A reload hands the servers' state to the new workers: every connection right after it reaches the leader."""
-    web = WEBSERVERS[0]
-    assert wait_for(lambda: up_servers(web) == [lead], 10), up_servers(web)
-    answers = burst(web, 3, after="systemctl reload %s" % SERVICE)
-    assert answers and all(a == "f|%s" % address(lead) for a in answers), answers
-    assert up_servers(web) == [lead]
-
-
 HELD = "ncha-test-held-session"
 HELD_OUT = "/run/ncha-test-held-session.out"
 CHECK_BLOCK = "ncha_test_check_block"
 
 
 def hold_session(web):
-    """A session through PgBouncer (and so through the proxy) that queries every half second until its connection
-    goes; psql, reading a script, then exits with 2. Its output and exit code land in HELD_OUT."""
+    """A session through PgBouncer (and so through the proxy) that asks every half second which backend, server and
+    role answer it (lines `pid|address|in recovery`), into HELD_OUT. Returns the first answer (pid, address)."""
     psql = "PGPASSWORD=%s psql -XAtq -h 127.0.0.1 -p 6432 -U %s -d %s" % (shlex.quote(DB_PASSWORD), DB_USER, DB_NAME)
-    loop = ("(while sleep 0.5; do echo 'SELECT host(inet_server_addr());'; done) | %s > %s 2>&1; "
-            "echo \"exit=$? $(date +%%s.%%N)\" >> %s" % (psql, HELD_OUT, HELD_OUT))
-    sudo(web, "rm -f %s; systemd-run --quiet --unit %s --collect -p RuntimeMaxSec=120 bash -c %s"
-         % (HELD_OUT, HELD, shlex.quote(loop)))
-    assert wait_for(lambda: sudo(web, "cat %s 2>/dev/null" % HELD_OUT, check=False).stdout.strip(), 10), \
-        "the held session answers nothing"
+    query = "SELECT pg_backend_pid(), host(inet_server_addr()), pg_is_in_recovery();"
+    # (`|| exit`: a systemd unit ignores SIGPIPE, so the loop must end by itself once psql is gone.)
+    loop = "(while sleep 0.5; do echo %s || exit; done) | %s > %s 2>&1" % (shlex.quote(query), psql, HELD_OUT)
+    release_session(web)
+    sudo(web, "systemd-run --quiet --unit %s --collect -p RuntimeMaxSec=120 bash -c %s" % (HELD, shlex.quote(loop)))
+    first = wait_for(lambda: held_answers(web)[:1], 10)
+    assert first, "the held session answers nothing: %s" % held_output(web)
+    return first[0][0], first[0][1]
 
 
 def held_output(web):
-    return sudo(web, "cat %s 2>/dev/null" % HELD_OUT, check=False).stdout.split("\n")
+    return sudo(web, "cat %s 2>/dev/null" % HELD_OUT, check=False).stdout.splitlines()
 
 
-def held_ended(web):
-    """(exit code, epoch) of the held session's psql, or None while it runs."""
-    ends = [line.split() for line in held_output(web) if line.startswith("exit=")]
-    return (int(ends[0][0][5:]), float(ends[0][1])) if ends else None
+def held_answers(web):
+    """[(pid, address, in recovery)] the held session got so far."""
+    return [tuple(line.split("|")) for line in held_output(web) if line.count("|") == 2]
 
 
 def release_session(web):
-    sudo(web, "systemctl stop %s 2>/dev/null; rm -f %s" % (HELD, HELD_OUT), check=False)
+    sudo(web, "systemctl stop %s 2>/dev/null; systemctl reset-failed %s 2>/dev/null; rm -f %s" % (HELD, HELD, HELD_OUT),
+         check=False)
+
+
+def backend_gone(host, pid):
+    """True once PostgreSQL on `host` has no backend `pid` (its client connection was closed)."""
+    res = sql(host, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s" % pid, check=False, timeout=10)
+    return res.returncode == 0 and res.stdout.strip() == "0"
 
 
 @pytest.mark.disruptive
 def test_a_member_marked_down_loses_its_sessions_and_pgbouncer_comes_back(lead):
     """on-marked-down shutdown-sessions and PgBouncer's server_login_retry, on one web node: its checks of the
     leader's REST API are dropped (nftables, output to port 8008 of the leader only), so the proxy marks a healthy
-    leader down; the session held through PgBouncer must be cut within seconds, and once the checks pass again a
-    new query through PgBouncer must reach the leader within seconds."""
+    leader down; the leader's backend of the session held through PgBouncer must be gone within seconds (the proxy
+    closed the connection), and once the checks pass again a new query through PgBouncer must reach the leader
+    within seconds."""
     import time
     web = WEBSERVERS[0]
     if sudo(web, "command -v nft", check=False).returncode != 0:
         pytest.skip("no nft on %s" % web)
-    ruleset = ("table inet %s { chain output { type filter hook output priority -10; policy accept; "
-               "ip daddr %s tcp dport 8008 drop; } }" % (CHECK_BLOCK, address(lead)))
-    hold_session(web)
-    assert [line for line in held_output(web) if line][0] == address(lead)
+    ruleset = ("table inet %s {\n  chain output { type filter hook output priority -10; policy accept;"
+               " ip daddr %s tcp dport 8008 drop; }\n}\n" % (CHECK_BLOCK, address(lead)))
+    single_worker(web)
+    pid, server = hold_session(web)
+    assert server == address(lead)
     try:
         blocked = time.time()
         sudo(web, "systemd-run --quiet --unit=ncha-test-unblock --collect --on-active=120 "
-                  "/usr/sbin/nft delete table inet %s; echo %s | nft -f -" % (CHECK_BLOCK, shlex.quote(ruleset)))
-        ended = wait_for(lambda: held_ended(web), 20, interval=0.5)
-        assert ended, "the session to a member marked down is still open after 20 s: %s" % held_output(web)[-3:]
-        assert ended[0] == 2, "psql did not lose its connection: %s" % held_output(web)[-3:]
-        cut_after = ended[1] - blocked
+                  "/usr/sbin/nft delete table inet %s; printf %%s %s | nft -f -" % (CHECK_BLOCK, shlex.quote(ruleset)))
+        assert wait_for(lambda: backend_gone(lead, pid), 20, interval=0.2), \
+            "the session to a member marked down is still open on it after 20 s"
+        cut_after = time.time() - blocked
         assert up_servers(web) == []
-        assert bouncer_sql(web, "SELECT 1", check=False, timeout=30).returncode != 0, "a query passed without leader"
+        # Without a leader PgBouncer holds the query (query_wait_timeout) or fails it; it must not answer.
+        assert run_ssh(web, "PGPASSWORD=%s timeout 5 psql -XAtq -h 127.0.0.1 -p 6432 -U %s -d %s -c 'SELECT 1'"
+                       % (shlex.quote(DB_PASSWORD), DB_USER, DB_NAME), timeout=30).returncode != 0, \
+            "a query was answered without a leader"
+    except BaseException:
+        release_session(web)
+        raise
     finally:
         sudo(web, "systemctl stop ncha-test-unblock.timer 2>/dev/null; nft delete table inet %s 2>/dev/null; true"
              % CHECK_BLOCK, check=False)
-        release_session(web)
     unblocked = time.time()
-    back = wait_for(lambda: bouncer_sql(web, "SELECT pg_is_in_recovery(), host(inet_server_addr())", check=False,
-                                        timeout=30).stdout.strip() == "f|%s" % address(lead), 20, interval=0.2)
-    back_after = time.time() - unblocked
-    print("session cut %.1f s after the checks failed; PgBouncer reached the leader again %.1f s after they passed"
-          % (cut_after, back_after))
+    try:
+        back = wait_for(lambda: bouncer_sql(web, "SELECT pg_is_in_recovery(), host(inet_server_addr())",
+                                            check=False, timeout=30).stdout.strip() == "f|%s" % address(lead),
+                        20, interval=0.2)
+        back_after = time.time() - unblocked
+        answers = held_answers(web)
+    finally:
+        release_session(web)
+    print("leader's backend gone %.1f s after its checks failed; PgBouncer reached the leader again %.1f s after they"
+          " passed; the held session got %d answers, %d from another backend after the cut"
+          % (cut_after, back_after, len(answers), len([a for a in answers if a[0] != pid])))
     assert back, "PgBouncer does not reach the leader 20 s after the checks pass again"
     assert cut_after < 8 and back_after < 6, (cut_after, back_after)
+    assert all(a[1:] == (address(lead), "f") for a in answers), answers
 
 
 @pytest.mark.disruptive
 def test_switchover_moves_every_proxy_with_no_playbook(lead):
     """A planned switchover through Patroni: no playbook runs, every web node's proxy follows, the session held
-    through PgBouncer to the old leader ends and new queries reach the new leader. Switched back at the end."""
+    through PgBouncer never gets an answer from a replica, and new queries reach the new leader. Switched back at
+    the end."""
     candidates = sorted(h for h in POSTGRES if h != lead)
     if not candidates:
         pytest.skip("a single member cannot switch over")
     healthy()
     web = WEBSERVERS[0]
-    hold_session(web)
+    single_worker(web)
+    pid, server = hold_session(web)
+    assert server == address(lead)
     try:
         switchover(candidates[0])
         assert leaders() == [candidates[0]]
         assert wait_for(lambda: proxy_follows(candidates[0]), 15), {w: up_servers(w) for w in WEBSERVERS}
-        assert wait_for(lambda: held_ended(web), 15), "the session to the old leader is still open"
         for w in WEBSERVERS:
             assert wait_for(lambda: bouncer_sql(w, "SELECT pg_is_in_recovery(), host(inet_server_addr())",
                                                 check=False).stdout.strip() == "f|%s" % address(candidates[0]),
                             15), w
+        answers = held_answers(web)
+        assert [a for a in answers if a[2] != "f"] == [], "the held session was answered by a replica: %s" % answers
     finally:
         release_session(web)
         healthy()
@@ -208,3 +234,15 @@ def test_switchover_moves_every_proxy_with_no_playbook(lead):
             switchover(lead)
         healthy()
     assert wait_for(lambda: proxy_follows(lead), 15), {w: up_servers(w) for w in WEBSERVERS}
+
+
+@pytest.mark.disruptive
+def test_reload_keeps_the_leader_in_rotation_without_a_gap_and_ends_the_old_workers(lead):
+    """A reload hands the servers' state to the new workers: every connection right after it reaches the leader.
+    The old workers, which check no server any more, are gone within hard-stop-after (30 s) plus a margin."""
+    web = WEBSERVERS[0]
+    assert wait_for(lambda: up_servers(web) == [lead], 10), up_servers(web)
+    answers = burst(web, 3, after="systemctl reload %s" % SERVICE)
+    assert answers and all(a == "f|%s" % address(lead) for a in answers), answers
+    assert up_servers(web) == [lead]
+    assert wait_for(lambda: workers(web) == 1, 45, interval=1), "old workers still run 45 s after the reload"
