@@ -36,8 +36,14 @@ def fingerprints():
 
 
 def failure_messages(output):
-    """The msg of every failed task (assert's fail_msg)."""
-    return [m.encode().decode("unicode_escape") for m in re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', output)]
+    """The message of every failed task (assert's fail_msg), as ansible-playbook prints it: an '[ERROR]: Task
+    failed: Action failed: ...' line, or a YAML `msg: '...'` block under 'fatal: [host]: FAILED! =>'."""
+    found = re.findall(r"\[ERROR\]: Task failed: Action failed: (.*)", output)
+    for block in re.findall(r"^\s+msg: '((?:[^']|'')*)'", output, flags=re.M):
+        found.append(" ".join(block.replace("''", "'").split()))
+    for block in re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', output):
+        found.append(block)
+    return found
 
 
 @pytest.fixture(scope="module", autouse=True)
