@@ -76,12 +76,14 @@ def pytest_collection_modifyitems(session, config, items):
 # The failure scenarios' figures (issue #11): each disruptive test adds one row; the session prints them as one
 # table and writes them to tests/output/reliability.json.
 RELIABILITY = []
-RELIABILITY_COLUMNS = ("fault", "requests", "failed", "disruption_s", "data_lost", "recovery", "promise")
+RELIABILITY_COLUMNS = ("fault", "requests", "failed", "disruption_s", "no_write_s", "data_lost", "recovery",
+                       "promise")
 
 
 @pytest.fixture(scope="session")
 def reliability():
-    """Append dict(fault=..., requests=..., failed=..., disruption_s=..., data_lost=..., recovery=...)."""
+    """Append dict(fault=..., requests=..., failed=..., disruption_s=..., data_lost=..., recovery=...); no_write_s
+    (the longest time without a successful write) where the scenario measures it."""
     return RELIABILITY
 
 
