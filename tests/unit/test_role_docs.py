@@ -26,7 +26,10 @@ ROLES = sorted(os.path.basename(path) for path in glob.glob(os.path.join(ROOT, '
 
 
 def _load(role, *parts):
-    with open(os.path.join(ROOT, 'roles', role, *parts)) as handle:
+    path = os.path.join(ROOT, 'roles', role, *parts)
+    if parts == ('defaults', 'main.yml') and not os.path.exists(path):
+        return {}  # a role without variables of its own (postgres_standby)
+    with open(path) as handle:
         return yaml.safe_load(handle) or {}
 
 
