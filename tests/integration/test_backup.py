@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 
 from lab_paths import INVENTORY, LAB_VARS, PLAYBOOK, ROOT, SSH_CONFIG
 from conftest import Inventory
@@ -42,6 +43,18 @@ TLS.check_hostname = False
 TLS.verify_mode = ssl.CERT_NONE
 INV = Inventory(os.path.join(INVENTORY, "hosts.yml"))
 WEB = INV.group("webservers")
+
+
+def _storage_backend():
+    with open(os.path.join(INVENTORY, "hosts.yml")) as f:
+        inventory_vars = (yaml.safe_load(f)["all"].get("vars") or {})
+    return inventory_vars.get("nextcloud_storage_backend", LAB_VARS.get("nextcloud_storage_backend", "local"))
+
+
+BACKEND = _storage_backend()
+# The web nodes whose data directory the set archives: each node's own (local), the master's view of the shared
+# volume (glusterfs, nfs), none (s3): the backup role's _backup_data_nodes.
+DATA_NODES = [] if BACKEND == "s3" else (WEB if BACKEND == "local" else WEB[:1])
 
 
 def sudo(host, command, timeout=120):
@@ -183,7 +196,7 @@ def test_set_holds_dump_from_a_replica_config_and_data(backed_up):
     path = "%s/%s" % (BACKUP_DIR, backed_up["set"])
     manifest = json.loads(sudo(BACKUP_HOST, "cat %s/manifest.json" % path).stdout)
     names = sorted(f["name"] for f in manifest["files"])
-    assert names == sorted(["database.dump", "config.tar.gz"] + ["data-%s.tar.gz" % w for w in WEB]), names
+    assert names == sorted(["database.dump", "config.tar.gz"] + ["data-%s.tar.gz" % w for w in DATA_NODES]), names
     # dumped on a replica Patroni reported as running (the leader only when there is none)
     assert manifest["db_host"] in (backed_up["replicas"] or [backed_up["leader"]]), (manifest, backed_up["replicas"])
     assert manifest["nextcloud_version"] == statuses()[WEB[0]]["versionstring"]
@@ -194,8 +207,10 @@ def test_set_holds_dump_from_a_replica_config_and_data(backed_up):
     # a custom-format dump (PGDMP magic) and config.php in the config archive
     assert sudo(BACKUP_HOST, "head -c 5 %s/database.dump" % path).stdout == "PGDMP"
     assert "./config.php" in sudo(BACKUP_HOST, "tar -tzf %s/config.tar.gz" % path).stdout.split()
-    files = sudo(BACKUP_HOST, "tar -tzf %s/data-%s.tar.gz" % (path, backed_up["writer"])).stdout.split()
-    assert "./probe/%s" % KEY in files
+    if DATA_NODES:
+        data_node = backed_up["writer"] if BACKEND == "local" else DATA_NODES[0]
+        files = sudo(BACKUP_HOST, "tar -tzf %s/data-%s.tar.gz" % (path, data_node)).stdout.split()
+        assert "./probe/%s" % KEY in files
     # the set's config.php is the one taken (with the log level set by hand)
     r = sudo(BACKUP_HOST, "tar -xzOf %s/config.tar.gz ./config.php | grep -c \"'loglevel' => %d,\"" % (path, HAND_LOGLEVEL))
     assert r.stdout.strip() == "1", r.stdout + r.stderr
