@@ -179,7 +179,9 @@ def test_listen_addresses_and_hba_as_configured(lab_host, lead, replicas):
         expected |= {"host|%s|%s|%s|255.255.255.255|scram-sha-256" % (DB_NAME, DB_USER, a) for a in web}
         expected |= {"host|%s|replicator|%s|255.255.255.255|scram-sha-256" % (db, a)
                      for a in dbs for db in ("replication", "postgres")}
-        assert rules == expected, (host, sorted(rules ^ expected))
+        # Patroni's own replication connection to its member (local_replication_address) may come over loopback.
+        loopback = {"host|replication|replicator|127.0.0.1|255.255.255.255|scram-sha-256"}
+        assert expected <= rules <= expected | loopback, (host, sorted(rules ^ expected))
     # Real connections: the Nextcloud role from a web node straight to the leader works; another database does
     # not; a host that is no web node (a replica) is refused.
     assert bouncer_sql(WEB, "SELECT 1", host=address(lead), port=5432) == "1"
@@ -189,6 +191,18 @@ def test_listen_addresses_and_hba_as_configured(lab_host, lead, replicas):
         res = run_ssh(host, "PGPASSWORD=x psql -XAtq -h %s -U %s -d %s -c 'SELECT 1'"
                       % (address(lead), DB_USER, DB_NAME))
         assert res.returncode != 0 and "no pg_hba.conf entry" in res.stderr, res.stderr
+
+
+def test_patroni_opens_its_local_replication_connection():
+    """Patroni asks its own member for the timeline over a replication connection to the first listen address
+    (127.0.0.1) as the replication user, to decide whether a demoted leader needs pg_rewind: refused, a leader
+    demoted while it ran (cut off from the network) never rejoins (the reliability suite's network cut)."""
+    password = LAB_VARS["nextcloud_ha_replication_password"]
+    for host in POSTGRES:
+        res = run_ssh(host, "PGPASSWORD=%s psql -XAtq 'host=127.0.0.1 port=5432 user=replicator dbname=postgres "
+                            "replication=1' -c IDENTIFY_SYSTEM" % password)
+        assert res.returncode == 0, (host, res.stderr)
+        assert res.stdout.split("|")[0] == sql(host, "SELECT system_identifier FROM pg_control_system()"), res.stdout
 
 
 def test_rest_api_reads_freely_and_refuses_unsafe_requests_without_auth(lead):
