@@ -47,12 +47,13 @@ def install_pgbench(web):
         raise RuntimeError("cannot unpack pgbench on %s: %s %s" % (web, res.stdout, res.stderr))
 
 
-CPU = ("for p in $(pgrep -x pgbouncer) $(pgrep -f nextcloud-ha-local-proxy); do "
+CPU = ("for p in $(pgrep -x pgbouncer) $(pgrep -x haproxy); do "
        "echo $(cat /proc/$p/comm) $(awk '{print $14 + $15}' /proc/$p/stat); done; getconf CLK_TCK")
 
 
 def cpu_ticks(web):
-    """({process name: CPU ticks (user + system)} of PgBouncer and the local HAProxy on `web`, ticks per second)."""
+    """({process name: CPU ticks (user + system)} of PgBouncer and HAProxy (the web node's local proxy) on `web`,
+    ticks per second)."""
     per, hz = {}, 100.0
     for line in run_ssh(web, "sudo bash -c %s" % shlex.quote(CPU)).stdout.splitlines():
         parts = line.split()
@@ -148,9 +149,9 @@ def killed_leader(prefix):
     writer.terminate()
     committed, events = writer_results(writer, timeout=60)
     lost = missing_tokens(new or leader(), committed)
+    began = time.time()
     podman("start", container(old))
     wait_for(lambda: run_ssh(old, "true", timeout=10).returncode == 0, timeout=120, interval=2)
-    began = time.time()
     healthy(240)
     return {"event": "failover (container %s killed)" % old, "committed": len(committed), "lost": len(lost),
             "gap": longest_write_gap(events), "leader_after": promoted if new else None, "new": new,
@@ -209,7 +210,7 @@ def main():
         config.get("maximum_lag_on_failover")))
     print()
     print("| event | mode | rows committed | rows lost | seconds without a successful write "
-          "| new leader after (s) | old leader back as replica (s) |")
+          "| new leader after (s) | old leader streaming again, from its container's start (s) |")
     print("|---|---|---|---|---|---|---|")
     for e in events:
         print("| %s | %s | %d | %d | %.1f | %s | %s |" % (
