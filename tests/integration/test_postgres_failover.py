@@ -5,6 +5,7 @@ on the servers: who leads as Patroni says it (GET /primary on every member), pg_
 rows themselves on the new leader and on the replica, the WAL receiver of the replica.
 
 1. bad input is refused with a clear message and nothing changes (same leader, same timeline); check mode only checks;
+   scale.yml refuses an inventory without the current leader;
 2. switchover.yml to the replica while a writer commits rows through PgBouncer on a web node (the path Nextcloud
    uses: PgBouncer -> local HAProxy -> GET /primary): at most 5 s without a successful write, no committed row
    lost, the old leader streams from the new one, the timeline moved on;
@@ -24,7 +25,7 @@ import pytest
 
 from lab_paths import ROOT
 from pg_helpers import (POSTGRES, WEBSERVERS, address, bouncer_sql, data_directory, ensure_probe_table, healthy,
-                        leader, leaders, longest_write_gap, missing_tokens, playbook, run_ssh, set_synchronous_mode,
+                        inventory_edited, leader, leaders, longest_write_gap, missing_tokens, playbook, run_ssh, set_synchronous_mode,
                         sql, start_writer, sync_standbys, system_identifier, timeline, wait_for, writer_results)
 
 pytestmark = pytest.mark.disruptive
@@ -89,6 +90,8 @@ def reported_seconds(output, pattern):
 
 
 def save_figures():
+    if not FIGURES:  # a run of the refusals only keeps the last figures
+        return
     os.makedirs(os.path.join(ROOT, "tests", "output"), exist_ok=True)
     with open(os.path.join(ROOT, "tests", "output", "postgres_failover.json"), "w") as f:
         json.dump(FIGURES, f, indent=2, sort_keys=True)
@@ -132,6 +135,19 @@ def test_bad_input_is_refused_and_nothing_changes():
     assert "Check mode: would run patronictl switchover --leader %s --candidate %s" % (lead, other) in flat(res.stdout)
     assert leaders() == [lead] and timeline() == tl
     assert sql(lead, "SELECT pg_is_in_recovery()") == "f" and sql(other, "SELECT pg_is_in_recovery()") == "t"
+
+
+def test_scale_refuses_an_inventory_without_the_leader():
+    """site.yml's scale step asks Patroni who leads: removing that host from the inventory is refused first."""
+    lead, tl = leader(), timeline()
+    rest = [h for h in POSTGRES if h != lead]
+    inv = inventory_edited(groups={"postgres_primary": rest[:1], "postgres_standby": rest[1:]})
+    res = playbook("scale.yml", inventory=inv)
+    out = flat(res.stdout)
+    assert res.returncode != 0, res.stdout[-3000:]
+    assert "REFUSED: %s leads the PostgreSQL cluster (Patroni) but is no longer in the postgres group" % lead in out
+    assert "Nothing was changed" in out
+    assert leaders() == [lead] and timeline() == tl
 
 
 def test_switchover_under_writes_loses_no_row_and_stops_writes_at_most_5_s():
