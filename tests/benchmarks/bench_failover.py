@@ -28,7 +28,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from pg_helpers import (DB_NAME, DB_PASSWORD, DB_USER, POSTGRES, WEBSERVERS, address, bouncer_sql,  # noqa: E402
                         container, dynamic_config, ensure_probe_table, healthy, leader, leaders, longest_write_gap,
-                        missing_tokens, patronictl, podman, run_ssh, set_synchronous_mode, start_writer, wait_for,
+                        missing_tokens, patronictl, podman, run_ssh, set_synchronous_mode, start_writer, sync_standbys,
+                        wait_for,
                         writer_results)
 
 SECONDS = int(os.environ.get("PGBENCH_SECONDS", "8"))
@@ -163,10 +164,15 @@ def planned_switchover(prefix):
     old = leader()
     target = [h for h in POSTGRES if h != old][0]
     option = "--leader" if "--leader" in patronictl(old, "switchover --help").stdout else "--master"
+    # In synchronous mode Patroni switches over only to the synchronous standby: wait until the target is it.
+    if dynamic_config().get("synchronous_mode"):
+        wait_for(lambda: target in sync_standbys(), 90, interval=1)
     writer = start_writer(WEB, prefix, seconds=180)
     wait_for(lambda: rows_of(old, prefix) >= 20, timeout=60)
     began = time.time()
-    patronictl(old, "switchover %s %s --candidate %s --force" % (option, old, target), timeout=120)
+    res = patronictl(old, "switchover %s %s --candidate %s --force" % (option, old, target), timeout=120)
+    if "failed" in (res.stdout + res.stderr).lower():
+        print("patronictl switchover: %s %s" % (res.stdout.strip(), res.stderr.strip()), file=sys.stderr)
     done = wait_for(lambda: leaders(timeout=1) == [target], 90, interval=0.5)
     took = time.time() - began
     time.sleep(8)
