@@ -480,6 +480,13 @@ class Lab:
         for host, spec in self.hosts.items():
             for g in (spec or {}).get("groups", []):
                 groups.setdefault(g, {"hosts": {}})["hosts"][host] = {}
+        # The parent groups of groups.yml (postgres: postgres_primary and postgres_standby) in hosts.yml too, so that
+        # an inventory of hosts.yml alone (molecule links only it) has them.
+        with open(os.path.join(LAB_DIR, "inventory", "groups.yml")) as f:
+            structure = ((yaml.safe_load(f) or {}).get("all") or {}).get("children") or {}
+        for name, spec in structure.items():
+            if (spec or {}).get("children"):
+                groups.setdefault(name, {})["children"] = {child: {} for child in spec["children"]}
         inventory = {
             "all": {
                 "hosts": {h: {"ansible_host": self.address(h)} for h in self.hosts},
