@@ -20,6 +20,7 @@ leaves the cluster healthy with the leader it found (a planned switchover back),
 """
 import contextlib
 import os
+import re
 import subprocess
 import threading
 import time
@@ -234,6 +235,13 @@ def patroni_log(host, since):
     return sudo(host, "journalctl -u patroni --no-pager -o cat --since @%d" % int(since), check=False).stdout
 
 
+def patroni_events(host, since):
+    """The lines of Patroni's own log (INFO, WARNING, ERROR) on `host` since `since`, without PostgreSQL's."""
+    return [line for line in patroni_log(host, since).splitlines()
+            if re.match(r"^\d{4}-\d\d-\d\d [\d:,]+ (INFO|WARNING|ERROR): ", line)
+            and "Exception happened" not in line]
+
+
 def rejoined_as_replica(host, token):
     """`host` is a replica that streams and has replayed the row `token` written after the failover."""
     res = sql(host, "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), "
@@ -244,9 +252,21 @@ def rejoined_as_replica(host, token):
 def check_rejoin(old, before, since, token):
     """The old leader, back on its own, follows the new one without a re-clone; returns (seconds, how)."""
     began = time.time()
-    ok = wait_for(lambda: rejoined_as_replica(old, token), REJOIN_TIMEOUT_S, interval=2)
+    led_again = []
+
+    def rejoined():
+        if rejoined_as_replica(old, token):
+            return True
+        if leaders(timeout=1) == [old]:
+            led_again.append(time.time() - began)
+            return True
+        return False
+    ok = wait_for(rejoined, REJOIN_TIMEOUT_S, interval=2)
     took = round(time.time() - began, 1)
     log = patroni_log(old, since)
+    assert not led_again, "%s leads again %.0f s after the heal (a second leader change, not a rejoin); its " \
+        "Patroni log:\n%s\nthe others':\n%s" % (old, led_again[0], log[-2000:], "\n".join(
+            "%s: %s" % (h, "\n".join(patroni_events(h, since)[-15:])) for h in POSTGRES if h != old))
     assert ok, "%s did not rejoin as a streaming replica with the new rows within %ss:\n%s" % (
         old, REJOIN_TIMEOUT_S, log[-3000:])
     after = leader_state(old)
