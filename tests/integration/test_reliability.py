@@ -242,6 +242,18 @@ def patroni_events(host, since):
             and "Exception happened" not in line]
 
 
+def etcd_elections(since):
+    """Raft elections on the etcd members since `since`: their `became candidate` lines (with pre-vote, a member
+    that hears no leader is a pre-candidate first and becomes a candidate only if a quorum would vote for it)."""
+    found = {}
+    for host in ETCD:
+        lines = [line for line in sudo(host, "journalctl -u etcd --no-pager -o cat --since @%d" % int(since),
+                                       check=False).stdout.splitlines() if "became candidate" in line]
+        if lines:
+            found[host] = lines[-3:]
+    return found
+
+
 def rejoined_as_replica(host, token):
     """`host` is a replica that streams and has replayed the row `token` written after the failover."""
     res = sql(host, "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), "
@@ -387,6 +399,7 @@ def test_5_postgres_leader_cut_off_from_the_network():
                             proc.terminate()
                         results = {h: local_writer_results(p, timeout=30) for h, p in writers.items()}
                         healed = heal(old)
+                        healed_at = time.time()
             lost = data_lost(load.run, primary=new or leader())
             assert healed.returncode == 0, "the nftables table %s is still on %s" % (NFT_TABLE, old)
             token = written_after("after-cut")
@@ -412,6 +425,8 @@ def test_5_postgres_leader_cut_off_from_the_network():
     assert not overlaps, "two servers accepted writes at the same moment: %s" % overlaps
     judge_postgres(row, lost)
     assert not isinstance(rejoin, str), rejoin
+    elections = etcd_elections(healed_at - 1)
+    assert not elections, "the cut-off member's return forced an etcd election (pre-vote off?): %s" % elections
     restore_leader(old)
 
 
