@@ -503,6 +503,7 @@ class Lab:
                     "lab_subnet": self.subnet,
                     # The controller reaches the containers from the network's gateway address.
                     "lab_gateway": str(ipaddress.ip_network(self.subnet)[1]),
+                    **({"haproxy_vip": self.vip()} if self.vip() else {}),
                     **extra_vars,
                     **self.storage_vars(),
                 },
@@ -803,9 +804,19 @@ class Lab:
         with open(os.path.join(LAB_DIR, "inventory", "group_vars", "all", "lab.yml")) as f:
             return yaml.safe_load(f)["nextcloud_ha_domain"]
 
+    def load_balancers(self):
+        return [h for h, spec in self.hosts.items() if "haproxy" in (spec or {}).get("groups", [])]
+
+    def vip(self):
+        """The load balancers' floating address (haproxy_vip), when the lab has two or more of them: topology.yml's
+        `vip`, a host part in the lab's subnet outside the hosts' range."""
+        if len(self.load_balancers()) < 2 or not self.topology.get("vip"):
+            return None
+        return "%s.%d" % (self.prefix, int(self.topology["vip"]))
+
     def entrance(self):
-        """The address clients reach the cloud at: the first load balancer's."""
-        return self.address(next(h for h, spec in self.hosts.items() if "haproxy" in (spec or {}).get("groups", [])))
+        """The address clients reach the cloud at: the floating address, else the first load balancer's."""
+        return self.vip() or self.address(self.load_balancers()[0])
 
     def access_text(self):
         """How to reach the deployed cloud from the controller: printed at the end of `deploy` (and `make lab`)."""

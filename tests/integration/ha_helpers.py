@@ -34,10 +34,15 @@ def load_inventory():
         data = yaml.safe_load(f)["all"]
     hosts = {h: v["ansible_host"] for h, v in data["hosts"].items()}
     groups = {name: list((g or {}).get("hosts") or {}) for name, g in data.get("children", {}).items()}
-    return hosts, groups
+    return hosts, groups, data.get("vars") or {}
 
 
-HOSTS, GROUPS = load_inventory() if os.path.exists(os.path.join(INVENTORY, "hosts.yml")) else ({}, {})
+HOSTS, GROUPS, INVENTORY_VARS = (load_inventory() if os.path.exists(os.path.join(INVENTORY, "hosts.yml"))
+                                 else ({}, {}, {}))
+# The load balancers' floating address (keepalived; docs/keepalived.md) when the lab has two of them.
+VIP = INVENTORY_VARS.get("haproxy_vip") or None
+# Where clients reach the cloud: the floating address, else the first load balancer.
+ENTRANCE = VIP or HOSTS.get((GROUPS.get("haproxy") or [None])[0])
 
 
 def run_ssh(host, command, timeout=60, input_=None):
@@ -131,7 +136,7 @@ def runtime(lb, command, socket=ADMIN_SOCKET):
 
 
 def lb_probe_url(lb):
-    return "https://%s%s" % (HOSTS[lb], PROBE)
+    return "https://%s%s" % (HOSTS.get(lb, lb), PROBE)
 
 
 def workload_urls(base):
@@ -147,7 +152,14 @@ def clean_workload_files():
 
 
 def allowed_addresses():
-    return list(HOSTS.values())
+    """Where tests may send traffic: the lab's hosts and the load balancers' floating address."""
+    return list(HOSTS.values()) + ([VIP] if VIP else [])
+
+
+def vip_holders():
+    """The load balancers that have the floating address on an interface now (one, when all is well)."""
+    return [lb for lb in GROUPS.get("haproxy", [])
+            if run_ssh(lb, "ip -4 -o addr show | grep -qF ' %s/'" % VIP, timeout=15).returncode == 0]
 
 
 def load(url, rate=100, duration=24, events=(), threads=12):

@@ -565,11 +565,14 @@ def etcd_healthy(timeout=60, hosts=None):
     return wait_for(lambda: all(one(h) for h in (hosts or ETCD)), timeout, interval=2)
 
 
-def inventory_edited(groups=None, drop=()):
-    """Write a copy of the lab's inventory with groups replaced ({group: [hosts]}) and groups in `drop` removed
-    (also from groups.yml's structure, so that the group does not exist at all); returns its directory."""
+def inventory_edited(groups=None, drop=(), host_vars=None):
+    """Write a copy of the lab's inventory with groups replaced ({group: [hosts]}), groups in `drop` removed
+    (also from groups.yml's structure, so that the group does not exist at all) and variables set on hosts
+    ({host: {variable: value}}); returns its directory."""
     with open(os.path.join(INVENTORY, "hosts.yml")) as f:
         data = yaml.safe_load(f)
+    for host, variables in (host_vars or {}).items():
+        data["all"]["hosts"][host].update(variables)
     children = data["all"]["children"]
     for name, hosts in (groups or {}).items():
         children[name] = {"hosts": {h: {} for h in hosts}}

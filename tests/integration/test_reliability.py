@@ -29,7 +29,8 @@ import pytest
 
 import loadgen
 from conftest import RELIABILITY
-from ha_helpers import (DOMAIN, GROUPS, HOSTS, INVENTORY, PLAYBOOK, ROOT, allowed_addresses, container,
+from ha_helpers import (DOMAIN, ENTRANCE, GROUPS, HOSTS, INVENTORY, PLAYBOOK, ROOT, SSH_CONFIG, VIP,
+                        allowed_addresses, container, vip_holders,
                         current_master, fpm_service, kill_export_tar, playbook, redis_role, servers_state, sudo,
                         wait_ssh, web_tier_ready, workload_urls)
 from pg_helpers import (DB_NAME, ETCD, NFT_TABLE, POSTGRES, LeaderWatch, bouncer_sql, cut_off, data_directory,
@@ -59,7 +60,7 @@ class Load:
 
     def __enter__(self):
         def body():
-            self.run = loadgen.run(workload_urls("https://%s" % HOSTS[LB]), rate=self.rate, duration=0,
+            self.run = loadgen.run(workload_urls("https://%s" % ENTRANCE), rate=self.rate, duration=0,
                                    allowed=allowed_addresses(), host_header=DOMAIN, threads=12, until=self.stop)
         self.thread = threading.Thread(target=body, daemon=True)
         self.t0 = time.monotonic()
@@ -592,17 +593,125 @@ def haproxy_workers(lb):
 
 
 def test_10_haproxy_reloaded_with_a_config_change_during_load():
-    before = haproxy_workers(LB)
+    """haproxy.yml with a changed check, then as it was: every load balancer reloads (one at a time), twice."""
+    lbs = GROUPS.get("haproxy", [])
+    before = {lb: haproxy_workers(lb) for lb in lbs}
     with Load() as load:
         time.sleep(3)
         changed = playbook("haproxy.yml", extra=["-e", "haproxy_check_rise=3"])
-        middle = haproxy_workers(LB)
+        middle = {lb: haproxy_workers(lb) for lb in lbs}
         restored = playbook("haproxy.yml")
         time.sleep(3)
     assert changed.returncode == 0 and restored.returncode == 0, (changed.stdout[-3000:], restored.stdout[-3000:])
-    assert "rise 3" not in sudo(LB, "cat /etc/haproxy/haproxy.cfg").stdout
-    assert set(middle) != set(before), "the config change did not reload HAProxy (same processes)"
+    for lb in lbs:
+        assert "rise 3" not in sudo(lb, "cat /etc/haproxy/haproxy.cfg").stdout, lb
+        assert set(middle[lb]) != set(before[lb]), "the config change did not reload HAProxy on %s" % lb
     lost = data_lost(load.run)
-    row = record("HAProxy on %s reloaded twice with a config change" % LB, load, lost, "self (hitless reload)",
-                 ABSORB)
+    row = record("HAProxy on %s reloaded twice with a config change" % ", ".join(lbs), load, lost,
+                 "self (hitless reload)", ABSORB)
     judge(row, lost)
+
+
+# ---- the load balancer pair (issue #22): the floating address moves when its holder fails
+
+LB_WINDOW_S = 3.0  # the longest failure window allowed when the address moves
+
+
+def require_pair():
+    """(holder, other): the load balancer holding the floating address and another one."""
+    lbs = GROUPS.get("haproxy", [])
+    if len(lbs) < 2 or not VIP:
+        pytest.skip("one load balancer, no floating address in this inventory")
+    holders = vip_holders()
+    assert len(holders) == 1, "the floating address is on %s" % holders
+    return holders[0], next(lb for lb in lbs if lb != holders[0])
+
+
+def watch_address(host, timeout=60):
+    """Start watching, on `host` itself every 50 ms, for the floating address; arrival(proc) gives the time."""
+    script = ("for i in $(seq %d); do ip -4 -o addr show | grep -qF ' %s/' && { date +%%s.%%N; exit 0; }; "
+              "sleep 0.05; done; exit 1" % (timeout * 20, VIP))
+    return subprocess.Popen(["ssh", "-F", SSH_CONFIG, host, script], stdout=subprocess.PIPE, text=True)
+
+
+def arrival(proc, timeout=90):
+    out, _ = proc.communicate(timeout=timeout)
+    return float(out.split()[-1]) if proc.returncode == 0 and out.split() else None
+
+
+def failures_since(load, since):
+    """Failed requests of the load that started `since` (time.time()) or later."""
+    offset = since - (time.time() - load.seconds())
+    return [r for r in (load.run.results if load.run else []) if not r.ok and r.start >= offset - 0.2]
+
+
+def lb_ready(lb):
+    return (sudo(lb, "systemctl is-active keepalived haproxy", check=False).stdout.split() == ["active", "active"]
+            and web_tier_ready(lb))
+
+
+def judge_lb(row, lost):
+    judge(row, lost)
+    assert row["disruption_s"] <= LB_WINDOW_S, "%s: requests failed over %.1f s, more than %.0f s" % (
+        row["fault"], row["disruption_s"], LB_WINDOW_S)
+
+
+def test_11_load_balancer_container_stopped():
+    """The holder's container stops (its keepalived says goodbye or goes silent): the other takes the address. Then
+    it starts again: does the address move back, and at what cost (nopreempt: it stays)."""
+    holder, other = require_pair()
+    with Load() as load:
+        time.sleep(4)
+        watcher = watch_address(other)
+        stopped = time.time()
+        container("stop", holder)
+        moved = arrival(watcher)
+        time.sleep(6)
+        container("start", holder)
+        wait_ssh(holder)
+        restarted = time.time()
+        ready = wait_for(lambda: lb_ready(holder), 120, interval=2)
+        time.sleep(10)
+        holders = vip_holders()
+    lost = data_lost(load.run)
+    later = failures_since(load, restarted)
+    moved_s = (moved - stopped) if moved else None
+    recovery = ("self (keepalived): the address on %s %s after the stop; %s back: address %s, %d failed after" % (
+        other, "%.1f s" % moved_s if moved_s is not None else "NEVER", holder,
+        "moved back to it" if holders == [holder] else "stayed on %s" % ", ".join(holders), len(later)))
+    row = record("load balancer %s container stopped, started" % holder, load, lost, recovery, KEEP_DATA)
+    assert moved, "the floating address never reached %s" % other
+    assert ready, "%s did not come back (keepalived, HAProxy)" % holder
+    assert len(holders) == 1, "the floating address is on %s" % holders
+    assert not later, "the return of %s cost %d failed requests: %s" % (holder, len(later), later[:3])
+    judge_lb(row, lost)
+
+
+def test_12_haproxy_killed_on_the_address_holder():
+    """HAProxy dies on the holder, whose host lives on (kept dead: no systemd restart): keepalived's check fails,
+    the address moves to the other load balancer."""
+    holder, other = require_pair()
+    dropin = "/run/systemd/system/haproxy.service.d/ncha-test-no-restart.conf"
+    try:
+        with Load() as load:
+            time.sleep(4)
+            sudo(holder, "mkdir -p %s && printf '[Service]\\nRestart=no\\n' > %s && systemctl daemon-reload"
+                 % (os.path.dirname(dropin), dropin))
+            watcher = watch_address(other)
+            killed = time.time()
+            sudo(holder, "systemctl kill --signal=SIGKILL haproxy")
+            moved = arrival(watcher)
+            time.sleep(8)
+            holders = vip_holders()
+    finally:
+        sudo(holder, "rm -f %s; systemctl daemon-reload; systemctl reset-failed haproxy; systemctl start haproxy"
+             % dropin, check=False)
+    lost = data_lost(load.run)
+    moved_s = (moved - killed) if moved else None
+    row = record("HAProxy killed on load balancer %s (host alive)" % holder, load, lost,
+                 "self (keepalived check): the address on %s %s after the kill" % (
+                     other, "%.1f s" % moved_s if moved_s is not None else "NEVER"), KEEP_DATA)
+    assert moved, "the floating address never reached %s" % other
+    assert holders == [other], "the floating address is on %s" % holders
+    assert wait_for(lambda: lb_ready(holder), 60, interval=2), "HAProxy on %s did not start again" % holder
+    judge_lb(row, lost)
