@@ -61,9 +61,13 @@ def test_vrrp_is_let_in_from_the_other_load_balancers_only():
         rules = [line for line in sudo(lb, "nft list table inet nextcloud_ha").stdout.splitlines() if "vrrp" in line]
         assert len(rules) == 1, (lb, rules)
         others = sorted(HOSTS[o] for o in LBS if o != lb)
-        allowed = sorted(a.strip() for a in rules[0].split("{")[1].split("}")[0].split(","))
+        # `ip saddr 10.0.0.2 ip protocol vrrp accept`, or `ip saddr { a, b } ...` for two or more.
+        source = rules[0].split("saddr", 1)[1].split("ip protocol")[0]
+        allowed = sorted(a.strip() for a in source.strip().strip("{}").split(","))
         assert allowed == others, (lb, rules)
-    for host in set(HOSTS) - set(LBS):
+    cluster = {h for group in ("webservers", "redis", "postgres_primary", "postgres_standby", "etcd")
+               for h in GROUPS.get(group, [])}
+    for host in sorted(cluster - set(LBS)):
         assert "vrrp" not in sudo(host, "nft list ruleset").stdout, host
 
 
