@@ -3,7 +3,9 @@
 Everything runs on the lab's hosts over ssh: SQL as postgres on the database nodes, and as the Nextcloud role
 through PgBouncer on a web node (127.0.0.1:6432), exactly the path Nextcloud uses.
 """
+import json
 import os
+import re
 import shlex
 import subprocess
 import tempfile
@@ -563,6 +565,28 @@ def etcd_healthy(timeout=60, hosts=None):
                 continue
         return False
     return wait_for(lambda: all(one(h) for h in (hosts or ETCD)), timeout, interval=2)
+
+
+def files_and_services(host, files, services, extra):
+    """What a refused run must leave alone on `host`: sha256 and mtime of `files` (those present), the start time of
+    `services`, and the output of the shell command `extra`."""
+    script = ("for f in %s; do [ -e $f ] && echo \"$f $(sha256sum < $f | cut -c1-64) $(stat -c %%Y $f)\"; done; "
+              "for s in %s; do echo \"$s $(systemctl show -p ActiveEnterTimestampMonotonic --value $s.service)\"; "
+              "done; %s" % (" ".join(files), " ".join(services), extra))
+    res = run_ssh(host, "sudo bash -c %s" % json.dumps(script), timeout=60)
+    assert res.returncode == 0, (host, res.stderr)
+    return res.stdout
+
+
+def failure_messages(output):
+    """The message of every failed task (assert's fail_msg), as ansible-playbook prints it: an '[ERROR]: Task
+    failed: Action failed: ...' line, or a YAML `msg: '...'` block under 'fatal: [host]: FAILED! =>'."""
+    found = re.findall(r"\[ERROR\]: Task failed: Action failed: (.*)", output)
+    for block in re.findall(r"^\s+msg: '((?:[^']|'')*)'", output, flags=re.M):
+        found.append(" ".join(block.replace("''", "'").split()))
+    for block in re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', output):
+        found.append(block)
+    return found
 
 
 def inventory_edited(groups=None, drop=(), host_vars=None):

@@ -5,15 +5,13 @@ from the other load balancer only; bad input is refused before anything changes.
 The faults (the holder's container stopped, its HAProxy killed) run under load in test_reliability.py (11, 12).
 """
 import hashlib
-import json
 import socket
 import ssl
 
 import pytest
 
 from ha_helpers import DOMAIN, GROUPS, HOSTS, VIP, run_ssh, sudo, vip_holders, web_tier_ready
-from pg_helpers import inventory_edited, playbook, recap
-from test_patroni import failure_messages
+from pg_helpers import failure_messages, files_and_services, inventory_edited, playbook, recap
 
 LBS = GROUPS.get("haproxy", [])
 FILES = ["/etc/keepalived/keepalived.conf", "/etc/haproxy/haproxy.cfg", "/etc/haproxy/tls/nextcloud.pem",
@@ -96,12 +94,8 @@ def test_keepalived_only_on_the_load_balancers():
 # ---- bad input
 
 def fingerprint(host):
-    script = ("for f in %s; do [ -e $f ] && echo \"$f $(sha256sum < $f | cut -c1-64) $(stat -c %%Y $f)\"; done; "
-              "for s in %s; do echo \"$s $(systemctl show -p ActiveEnterTimestampMonotonic --value $s.service)\"; "
-              "done; ip -4 -o addr show | awk '{print $4}' | sort" % (" ".join(FILES), " ".join(SERVICES)))
-    res = run_ssh(host, "sudo bash -c %s" % json.dumps(script), timeout=60)
-    assert res.returncode == 0, (host, res.stderr)
-    return res.stdout
+    """The files a run would rewrite on a load balancer, its services' start times and its IPv4 addresses."""
+    return files_and_services(host, FILES, SERVICES, "ip -4 -o addr show | awk '{print $4}' | sort")
 
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

@@ -8,12 +8,10 @@ the variable or group, no host reports a change, and on every host the files the
 etcd's configuration, the firewall's ruleset, PgBouncer's configuration), the services' start times and Patroni's
 dynamic configuration in etcd are what they were before.
 """
-import json
-import re
-
 import pytest
 
-from pg_helpers import ADDRESSES, ETCD, GROUPS, POSTGRES, dynamic_config, inventory_edited, playbook, recap, run_ssh
+from pg_helpers import (ADDRESSES, ETCD, GROUPS, POSTGRES, dynamic_config, failure_messages, files_and_services,
+                        inventory_edited, playbook, recap)
 
 FILES = ["/etc/patroni/config.yml", "/etc/default/etcd", "/etc/nextcloud-ha/firewall/firewall.nft",
          "/etc/pgbouncer/pgbouncer.ini", "/etc/nextcloud-ha/wal-targets"]
@@ -21,29 +19,12 @@ SERVICES = ["patroni", "etcd", "pgbouncer", "nextcloud-ha-firewall"]
 
 
 def fingerprint(host):
-    """sha256 and mtime of the files the run would rewrite, and the start time of the services (those present)."""
-    files = " ".join(FILES)
-    script = ("for f in %s; do [ -e $f ] && echo \"$f $(sha256sum < $f | cut -c1-64) $(stat -c %%Y $f)\"; done; "
-              "for s in %s; do echo \"$s $(systemctl show -p ActiveEnterTimestampMonotonic --value $s.service)\"; "
-              "done; echo \"nft $(nft list ruleset | sha256sum | cut -c1-64)\"" % (files, " ".join(SERVICES)))
-    res = run_ssh(host, "sudo bash -c %s" % json.dumps(script), timeout=60)
-    assert res.returncode == 0, (host, res.stderr)
-    return res.stdout
+    """sha256 and mtime of the files the run would rewrite, the services' start times and the nft ruleset's hash."""
+    return files_and_services(host, FILES, SERVICES, 'echo "nft $(nft list ruleset | sha256sum | cut -c1-64)"')
 
 
 def fingerprints():
     return {host: fingerprint(host) for host in sorted(set(POSTGRES + ETCD + GROUPS.get("webservers", [])))}
-
-
-def failure_messages(output):
-    """The message of every failed task (assert's fail_msg), as ansible-playbook prints it: an '[ERROR]: Task
-    failed: Action failed: ...' line, or a YAML `msg: '...'` block under 'fatal: [host]: FAILED! =>'."""
-    found = re.findall(r"\[ERROR\]: Task failed: Action failed: (.*)", output)
-    for block in re.findall(r"^\s+msg: '((?:[^']|'')*)'", output, flags=re.M):
-        found.append(" ".join(block.replace("''", "'").split()))
-    for block in re.findall(r'"msg": "((?:[^"\\]|\\.)*)"', output):
-        found.append(block)
-    return found
 
 
 @pytest.fixture(scope="module", autouse=True)
