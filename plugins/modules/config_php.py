@@ -222,11 +222,11 @@ diff:
 '''
 
 import os
-import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.nextcloud_secrets import mask_php_secrets
 from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.php_config import (
     EMPTY_CONFIG,
     PhpConfigError,
@@ -238,14 +238,9 @@ from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.php_config im
 )
 
 
-SECRET_KEYS = ('dbpassword', 'passwordsalt', 'secret', 'password', 'mail_smtppassword', 'key', 'secret_key')
-_SECRET_VALUE = re.compile(
-    r"""^(\s*'(?:%s)' => )'(?:[^'\\]|\\.)*'""" % '|'.join(re.escape(k) for k in SECRET_KEYS), re.MULTILINE)
-
-
 def _printable(text):
     """Text for diff output: secret values masked; bytes that are not UTF-8 become replacement characters."""
-    text = _SECRET_VALUE.sub(r"\1'********'", text)
+    text = mask_php_secrets(text)
     return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'replace')
 
 

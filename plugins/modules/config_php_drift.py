@@ -127,29 +127,13 @@ differences:
 import hashlib
 import hmac
 import json
-import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes
+from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.nextcloud_secrets import holds_secret
 
 PHP_DUMP = ('$CONFIG = []; include $argv[1]; '
             'echo json_encode($CONFIG, JSON_PRESERVE_ZERO_FRACTION | JSON_UNESCAPED_SLASHES);')
-SECRET_NAME = re.compile(r'(pass(word|wd)?|secret|salt|token|credential|^key$|_key$|apikey)', re.IGNORECASE)
-
-
-def secret_name(name, extra):
-    return name in extra or SECRET_NAME.search(str(name)) is not None
-
-
-def holds_secret(name, value, extra):
-    """True when the key's name, or a name nested in its value, is secret."""
-    if secret_name(name, extra):
-        return True
-    if isinstance(value, dict):
-        return any(holds_secret(k, v, extra) for k, v in value.items())
-    if isinstance(value, list):
-        return any(holds_secret('', v, extra) for v in value)
-    return False
 
 
 def canonical(value):
