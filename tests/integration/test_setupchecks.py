@@ -129,4 +129,4 @@ def test_preflight_refuses_a_bad_region_or_window_before_any_host_changes(extra,
     proc = playbook(os.path.join(ROOT, "site.yml"), "-e", extra, timeout=300)
     assert proc.returncode != 0, proc.stdout[-3000:]
     assert "REFUSED" in proc.stdout and shown in proc.stdout, proc.stdout[-3000:]
-    assert "PLAY [Check every cluster host runs a supported platform]" not in proc.stdout, proc.stdout[-3000:]
+    assert "PLAY [Check every cluster host runs a supported platform and has an address]" not in proc.stdout, proc.stdout[-3000:]
