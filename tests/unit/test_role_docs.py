@@ -164,7 +164,7 @@ def test_example_inventory_sets_only_variables_the_collection_reads():
     known = set()
     for role in ROLES:
         known.update(_options(role))
-    for pattern in ('roles/*/defaults/*.yml', 'roles/*/tasks/*.yml', 'roles/*/templates/**/*', 'playbooks/*.yml'):
+    for pattern in ('roles/*/defaults/*.yml', 'roles/*/vars/*.yml', 'roles/*/tasks/*.yml', 'roles/*/templates/**/*', 'playbooks/*.yml'):
         for path in glob.glob(os.path.join(ROOT, pattern), recursive=True):
             if os.path.isfile(path):
                 with open(path) as handle:
