@@ -37,7 +37,7 @@ def _export(tmp_path, request, allow=None, stdin=b''):
             args += ['--allow-root', a]
         import io
         rc = export_main(args, {'SSH_ORIGINAL_COMMAND': ' '.join(shlex.quote(w) for w in request)},
-                            stdin=io.BytesIO(stdin), stdout=f)
+                         stdin=io.BytesIO(stdin), stdout=f)
     return rc, out.read_bytes()
 
 

@@ -32,7 +32,7 @@ def test_the_shipped_export_program_is_the_bundle_of_the_current_sources():
     text, _where = _bundler().bundle()
     with open(EXPORT, encoding='utf-8') as f:
         shipped = f.read()
-    assert shipped == text, 'roles/nc_sync/files/nc_sync_export.py is stale: run .ci/bundle-export'
+    assert shipped == text, 'roles/nc_sync/files/nc_sync_export.py is stale: run python3 .ci/bundle-export'
 
 
 def test_no_two_bundled_modules_define_the_same_name():

@@ -34,7 +34,7 @@ from codebase_sync_helpers import EXPORT
 def test_ssh_argv_pins_host_keys_and_quotes_remote_words():
     remote = export_request('manifest', "/var/www/next cloud; rm -rf /", ['data/', "it's"])
     argv = ssh_argv('/usr/bin/ssh', 'web1', 'ncsync', '/etc/k', remote, port=2222,
-                       known_hosts='/etc/nextcloud-sync/known_hosts', connect_timeout=7)
+                    known_hosts='/etc/nextcloud-sync/known_hosts', connect_timeout=7)
     assert argv[0] == '/usr/bin/ssh'
     opts = [argv[i + 1] for i, a in enumerate(argv) if a == '-o']
     assert 'StrictHostKeyChecking=yes' in opts and 'BatchMode=yes' in opts and 'IdentitiesOnly=yes' in opts

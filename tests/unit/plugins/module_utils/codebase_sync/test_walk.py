@@ -35,7 +35,7 @@ def test_scan_tree_entries(tree):
 def test_scan_tree_exclusion_prunes_and_reports(tree):
     seen = []
     m = scan_tree(str(tree), parse_patterns(['data/', 'config/node.config.php']),
-                     on_excluded=lambda rel, is_dir: seen.append((rel, is_dir)))
+                  on_excluded=lambda rel, is_dir: seen.append((rel, is_dir)))
     assert not any(p == 'data' or p.startswith('data/') for p in m)
     assert 'config/node.config.php' not in m and 'config/config.php' in m
     assert sorted(seen) == [('config/node.config.php', False), ('data', True)]
