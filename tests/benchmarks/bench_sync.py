@@ -49,7 +49,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'integration'))
 from lab_paths import INVENTORY, LAB_NAME, ROOT, SSH_CONFIG  # noqa: E402
 
-EXPORT = os.path.join(ROOT, 'plugins', 'module_utils', 'codebase_sync.py')
+# the export program the nc_sync role ships (generated from plugins/module_utils/codebase_sync/ by .ci/bundle-export)
+EXPORT = os.path.join(ROOT, 'roles', 'nc_sync', 'files', 'nc_sync_export.py')
 
 MASTER, NODE = 'web1', 'web2'
 SRC = '/var/www/bench-src'

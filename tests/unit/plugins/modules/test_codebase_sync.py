@@ -3,9 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Tests of the codebase_sync module, run as a real process on local directories.
 
-A fake ``ssh`` on PATH plays the master: it runs the export program (module_utils/codebase_sync.py)
-with SSH_ORIGINAL_COMMAND set, exactly as sshd does for a forced command, or fails the way a real
-ssh fails (unreachable host, rejected key, connection cut half way).
+A fake ``ssh`` on PATH plays the master: it runs the export program the role ships
+(roles/nc_sync/files/nc_sync_export.py) with SSH_ORIGINAL_COMMAND set, exactly as sshd does for a forced
+command, or fails the way a real ssh fails (unreachable host, rejected key, connection cut half way).
 """
 
 import json
@@ -15,12 +15,13 @@ import sys
 
 import pytest
 
-from ansible_collections.nextcloud_ha.cluster.plugins.module_utils import codebase_sync as cs
+from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.codebase_sync.patterns import parse_patterns
+from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.codebase_sync.walk import scan_tree
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(HERE))))
 MODULE = os.path.join(ROOT, 'plugins', 'modules', 'codebase_sync.py')
-EXPORT = os.path.join(ROOT, 'plugins', 'module_utils', 'codebase_sync.py')
+EXPORT = os.path.join(ROOT, 'roles', 'nc_sync', 'files', 'nc_sync_export.py')
 COLLECTIONS = os.path.join(ROOT, 'collections')
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='the module keeps owners, it must run as root')
@@ -112,7 +113,7 @@ def make_release(root, files=60):
 
 
 def manifest(path, exclude=()):
-    return cs.scan_tree(str(path), cs.parse_patterns(list(exclude)))
+    return scan_tree(str(path), parse_patterns(list(exclude)))
 
 
 def snapshot(path):
