@@ -1,6 +1,6 @@
 # nextcloud_ha.cluster: the two commands of the README, and their parts.
 #   make lab    bring up the local lab (podman, six Debian hosts) and deploy the whole cluster
-#   make test   every test: unit, stand-in, lint, sanity (in a blank container), and the cluster in the lab (molecule)
+#   make test   every test: unit, playbook, stand-in, lint, sanity (in a blank container), and the cluster in the lab (molecule)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -20,7 +20,7 @@ test: export LAB_NEXTCLOUD = standin
 HOST_PACKAGES := make git python3-venv php-cli php-sqlite3 php-pgsql php-redis php-xml php-mbstring php-gd php-zip \
 	php-curl postgresql redis-server gnupg bzip2 rsync openssh-client ca-certificates openssl
 
-.PHONY: lab test test-debian13 test-disruptive test-reliability deps venv lock blank unit standin lint sanity molecule down status
+.PHONY: lab test test-debian13 test-disruptive test-reliability deps venv lock blank unit playbook standin lint sanity molecule down status
 
 # LAB_DEPLOY_ARGS go on to ansible-playbook (`make lab LAB_DEPLOY_ARGS="-e nextcloud_version=33.0.0"`); LAB_NEXTCLOUD
 # may name a release archive on this machine (README, The lab).
@@ -28,8 +28,8 @@ lab: venv deps
 	$(VENV)/bin/python -m lab up
 	$(VENV)/bin/python -m lab deploy $(LAB_DEPLOY_ARGS)
 
-# The controller-side tests (unit, standin, lint, sanity) run in a blank container (`blank`), so that a package the
-# install steps forgot fails here on every machine; then the cluster in the lab (molecule) on this host.
+# The controller-side tests (unit, playbook, standin, lint, sanity) run in a blank container (`blank`), so that a
+# package the install steps forgot fails here on every machine; then the cluster in the lab (molecule) on this host.
 test: venv deps blank molecule
 
 deps:
@@ -57,13 +57,20 @@ lock:
 	mv requirements.lock.new requirements.lock
 	rm -rf .cache/lock-venv
 
-# The controller-side tests (deps venv unit standin lint sanity) in a throw-away container of the lab's Debian image
-# holding nothing but this checkout (tracked and new files, no venv): proves the install steps above complete.
+# The controller-side tests (deps venv unit playbook standin lint sanity) in a throw-away container of the lab's
+# Debian image holding nothing but this checkout (tracked and new files, no venv): proves the install steps above
+# complete.
 blank:
 	$(VENV)/bin/python -m lab blank
 
+# Python tests of modules, module_utils, filters and the lab tool, in process (no ansible-playbook run).
 unit:
 	$(VENV)/bin/pytest -q tests/unit
+
+# Tests that drive a real ansible-playbook of the venv on this machine: modules, filters and the callback through
+# Ansible, roles' rendered files, the built collection artifact.
+playbook:
+	$(VENV)/bin/pytest -q tests/playbook
 
 standin:
 	@if [ -d tests/standin/tests ]; then $(VENV)/bin/pytest -q tests/standin/tests; fi
@@ -78,6 +85,9 @@ sanity:
 # `lab down` first: it removes leftovers of an earlier run and leaves the (empty) inventory molecule links to.
 # The whole output (converge with -v) is kept: test_converge_output.py looks for every secret in it.
 molecule: export NCHA_CONVERGE_LOG = $(CURDIR)/.cache/molecule-default.log
+# Molecule's verifier (pytest) inherits it: a lab test that cannot find the lab, the deployed cluster or the
+# converge log fails instead of skipping (tests/integration/conftest.py, require()).
+molecule: export NCHA_REQUIRE_LAB = 1
 # The reliability suite runs in molecule's verify step too, at the reduced load (CI's time budget).
 molecule: export NCHA_RELIABILITY_LOAD ?= reduced
 molecule:

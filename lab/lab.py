@@ -8,8 +8,9 @@ Commands (run from the repository root with the project's venv):
   python -m lab down           remove the lab's containers, volumes and network (only what the lab labelled)
   python -m lab images         build the Debian 12 and 13 base images (cached by recipe hash)
   python -m lab ssh HOST [CMD] open a shell or run a command on a lab host
-  python -m lab blank [CMD]    run CMD (default: make deps venv unit standin lint sanity) in a throw-away container
-                               of the base image with nothing in it but this checkout (tracked and new files)
+  python -m lab blank [CMD]    run CMD (default: make deps venv unit playbook standin lint sanity) in a throw-away
+                               container of the base image with nothing in it but this checkout (tracked and new
+                               files)
 
 Environment:
   LAB_NAME    name of this lab instance (default nchalab); containers are <name>-<host>,
@@ -881,7 +882,7 @@ def main(argv=None):
     elif args.command == "deploy":
         return lab.deploy(args.extra)
     elif args.command == "blank":
-        return lab.blank(args.cmd or ["make", "deps", "venv", "unit", "standin", "lint", "sanity"])
+        return lab.blank(args.cmd or ["make", "deps", "venv", "unit", "playbook", "standin", "lint", "sanity"])
     elif args.command == "ssh":
         os.execvp("ssh", ["ssh", "-F", lab.ssh_config, args.host] + args.cmd)
     return 0

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from lab_paths import INVENTORY, LAB_VARS, PLAYBOOK, ROOT, SSH_CONFIG
-from conftest import Inventory
+from conftest import Inventory, require
 from pg_helpers import POSTGRES, healthy, leader, members, switchover
 
 pytestmark = pytest.mark.disruptive
@@ -173,8 +173,8 @@ def fingerprints():
 @pytest.fixture(scope="module")
 def backed_up():
     r = sudo(WEB[0], "curl -fsS -m 10 http://127.0.0.1/status.php")
-    if r.returncode != 0 or '"installed":true' not in r.stdout.replace(" ", ""):
-        pytest.skip("needs the cluster deployed (`python -m lab deploy`): %s" % (r.stdout or r.stderr))
+    require(r.returncode == 0 and '"installed":true' in r.stdout.replace(" ", ""),
+            "needs the cluster deployed (`python -m lab deploy`): %s" % (r.stdout or r.stderr))
     healthy()
     replicas = running_replicas()
     writer = write(KEY)

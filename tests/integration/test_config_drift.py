@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from conftest import require
 from ha_helpers import recap_changed
 from lab_paths import INVENTORY, LAB_VARS, PLAYBOOK, ROOT, SSH_CONFIG
 
@@ -60,8 +61,8 @@ def drift_lines(output):
 @pytest.fixture(scope="module")
 def cluster():
     r = sudo(MASTER, "curl -fsS -m 10 http://127.0.0.1/status.php")
-    if r.returncode != 0 or '"installed":true' not in r.stdout.replace(" ", ""):
-        pytest.skip("needs the cluster deployed (`python -m lab deploy`): %s" % (r.stdout or r.stderr))
+    require(r.returncode == 0 and '"installed":true' in r.stdout.replace(" ", ""),
+            "needs the cluster deployed (`python -m lab deploy`): %s" % (r.stdout or r.stderr))
     master = settings(MASTER)
     assert settings(NODE) == master, "the nodes differ before the test"
     return master

@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from conftest import require
 from test_web import CONFIG, PHP_DUMP, _quote, lab_vars
 
 LOG = os.environ.get("NCHA_CONVERGE_LOG", "")
@@ -20,8 +21,7 @@ GENERATED = ("instanceid", "passwordsalt", "secret", "dbpassword")
 
 @pytest.fixture(scope="module")
 def converge_output():
-    if not LOG:
-        pytest.skip("NCHA_CONVERGE_LOG is set by `make molecule`; it names the file holding the converge output")
+    require(LOG, "NCHA_CONVERGE_LOG is set by `make molecule`; it names the file holding the converge output")
     with open(LOG, errors="replace") as f:
         text = f.read()
     # The file must hold a verbose converge, or finding nothing in it proves nothing.

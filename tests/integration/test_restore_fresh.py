@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import Inventory
+from conftest import Inventory, require
 from ha_helpers import recap_changed
 from lab_paths import INVENTORY, LAB_NAME, LAB_VARS, PLAYBOOK, ROOT, STATE
 from pg_helpers import healthy, leader, sql
@@ -114,12 +114,11 @@ def task_results(output, name_start):
 def restored():
     master = web()[0]
     r = sudo(master, "curl -fsS -m 10 http://127.0.0.1/status.php")
-    if r.returncode != 0 or '"installed":true' not in r.stdout.replace(" ", ""):
-        pytest.skip("needs the cluster deployed (`LAB_NAME=%s python -m lab deploy`): %s"
-                    % (LAB_NAME, (r.stdout or r.stderr).strip()))
+    require(r.returncode == 0 and '"installed":true' in r.stdout.replace(" ", ""),
+            "needs the cluster deployed (`LAB_NAME=%s python -m lab deploy`): %s"
+            % (LAB_NAME, (r.stdout or r.stderr).strip()))
     missing = [g for g in CLUSTER_GROUPS if not inv().group(g)]
-    if missing:
-        pytest.skip("the lab's inventory has no hosts in %s" % ", ".join(missing))
+    require(not missing, "the lab's inventory has no hosts in %s" % ", ".join(missing))
     sets_dir = tempfile.mkdtemp(prefix="restore-fresh-sets-")  # mode 0700; the set holds config.php's secrets
     on_controller = ["-e", "backup_host=localhost", "-e", "backup_dir=%s" % sets_dir]
     try:

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 import loadgen
+from conftest import require
 from ha_helpers import recap_changed
 from lab_paths import INVENTORY, LAB_NAME, LAB_VARS, PLAYBOOK, ROOT, SSH_CONFIG, STATE
 
@@ -160,8 +161,8 @@ def cluster():
     web = group("webservers")
     lb = group("haproxy")[0]
     r = sudo(MASTER, "curl -fsS -m 10 http://127.0.0.1/status.php")
-    if r.returncode != 0 or '"installed":true' not in r.stdout.replace(" ", ""):
-        pytest.skip("needs the cluster deployed (`python -m lab deploy`): %s" % (r.stdout or r.stderr))
+    require(r.returncode == 0 and '"installed":true' in r.stdout.replace(" ", ""),
+            "needs the cluster deployed (`python -m lab deploy`): %s" % (r.stdout or r.stderr))
     assert NEW not in web, "the lab already has %s in its inventory: run `python -m lab up` without " \
                            "LAB_EXTRA_HOSTS first" % NEW
     return {"lb": lb, "web": web, "db": group("postgres_primary") + group("postgres_standby"),

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import LAB_NAME, ROOT, STATE, ssh
+from conftest import LAB_NAME, ROOT, STATE, require, ssh
 from ha_helpers import DOMAIN, kill_export_tar
 from lab_paths import INVENTORY
 
@@ -213,9 +213,11 @@ def _haproxy_up(inventory):
 
 
 def test_rolling_sync_under_load_fails_no_request(synced, extra, inventory, web_tier):
+    if not inventory.group("haproxy"):
+        pytest.skip("no load balancer in the lab's inventory")
     lb = _haproxy_up(inventory)
-    if not web_tier or lb is None:
-        pytest.skip("needs the web tier and HAProxy (playbooks/web.yml, haproxy.yml) deployed in lab %s" % LAB_NAME)
+    require(web_tier and lb is not None,
+            "needs the web tier and HAProxy (playbooks/web.yml, haproxy.yml) deployed in lab %s" % LAB_NAME)
     url = "https://%s/status.php" % inventory.address(lb)
     sudo(MASTER, "echo '<?php // %d' > %s/lib/synctest-marker.php && chown www-data:www-data %s/lib/synctest-marker.php"
          % (time.time(), WEBROOT, WEBROOT))

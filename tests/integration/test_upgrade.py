@@ -19,7 +19,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, STATE, ssh
+from conftest import ROOT, STATE, require, ssh
 from lab_paths import INVENTORY, LAB_VARS
 from test_sync import recap
 from test_backup import config_problems
@@ -128,10 +128,9 @@ def at_32(inventory):
     for node in nodes:
         r = sudo(node, "curl -sS -m 10 http://127.0.0.1/status.php")
         found[node] = r.stdout.strip()
-    if not all('"versionstring":"32.0.2"' in v.replace(" ", "") and '"installed":true' in v.replace(" ", "")
-               for v in found.values()):
-        pytest.skip("needs the cluster deployed at 32.0.2 (`python -m lab up --fresh && python -m lab deploy`): %s"
-                    % found)
+    require(all('"versionstring":"32.0.2"' in v.replace(" ", "") and '"installed":true' in v.replace(" ", "")
+                for v in found.values()),
+            "needs the cluster deployed at 32.0.2 (`python -m lab up --fresh && python -m lab deploy`): %s" % found)
     return nodes
 
 

@@ -17,3 +17,6 @@ _ROOT = os.path.dirname(os.path.dirname(_UNIT))
 for _path in (os.path.join(_ROOT, 'collections'), _UNIT):
     if _path not in sys.path:
         sys.path.insert(0, _path)
+
+# The fixture behind php_helpers.needs_php.
+from php_helpers import php_required  # noqa: E402,F401 pylint: disable=wrong-import-position,unused-import

@@ -3,8 +3,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """PHP as the oracle: load files with the real php-cli and report what PHP sees.
 
-Tests that use these helpers are skipped only when ``php`` is not installed
-(CI installs php-cli).
+Tests that use these helpers (``needs_php``) are skipped only when ``php`` is
+not installed; in CI (``CI=true``, as in ``make blank``) or with
+``NCHA_REQUIRE_LAB=1`` they fail instead, so a php-cli dropped from the install
+steps cannot pass unnoticed.
 """
 
 # Exact types matter here (True is not 1, 1.0 is not 1): type() checks are deliberate.
@@ -21,7 +23,26 @@ import pytest
 
 PHP = shutil.which('php')
 
-needs_php = pytest.mark.skipif(PHP is None, reason='php-cli is not installed')
+
+def require(condition, reason):
+    """Skip the test unless ``condition`` holds; in CI or with NCHA_REQUIRE_LAB=1 fail it instead.
+
+    The same rule as ``require`` in tests/integration/conftest.py (which is not importable from here).
+    """
+    if condition:
+        return
+    if os.environ.get('CI') == 'true' or os.environ.get('NCHA_REQUIRE_LAB') == '1':
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def php_required():
+    """The fixture behind ``needs_php`` (the conftest.py files of tests/unit and tests/playbook import it)."""
+    require(PHP is not None, 'php-cli is not installed (Makefile HOST_PACKAGES)')
+
+
+needs_php = pytest.mark.usefixtures('php_required')
 
 # Classes some real config.php files refer to; php-cli often lacks the extensions.
 STUBS = r'''

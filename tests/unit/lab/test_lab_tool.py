@@ -107,7 +107,7 @@ def test_deploy_blank_and_ssh_hand_their_arguments_on(monkeypatch):
     labtool.main(["ssh", "web1", "sudo", "-n", "true"])
     assert seen == [
         ("deploy", ["--check", "-e", "nextcloud_version=33.0.0", "--tags", "web"]),
-        ("blank", ["make", "deps", "venv", "unit", "standin", "lint", "sanity"]),
+        ("blank", ["make", "deps", "venv", "unit", "playbook", "standin", "lint", "sanity"]),
         ("blank", ["make", "unit"]),
         ("exec", ["ssh", "-F", "/x/ssh_config", "web1", "sudo", "-n", "true"]),
     ]
