@@ -23,7 +23,8 @@ def _play(tmp_path, members, tasks, hosts='localhost'):
         'vars': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable},
         'hosts': {'localhost': {}},
         'children': {'etcd': {'hosts': {name: {'nextcloud_ha_private_address': '10.0.0.%d' % (30 + i)}
-                                        for i, name in enumerate(members)}}},
+                                        for i, name in enumerate(members)}},
+                     'webservers': {'hosts': {'web1': {'nextcloud_ha_private_address': '10.0.0.20'}}}},
     }}
     with open(os.path.join(str(tmp_path), 'hosts.json'), 'w') as handle:
         json.dump(inventory, handle)
@@ -54,6 +55,8 @@ def test_three_members_pass(tmp_path):
 def _render(tmp_path, tls=False):
     dest = os.path.join(str(tmp_path), 'etcd.env')
     res = _play(tmp_path, ['db1', 'db2', 'redis1'], [
+        # The members' addresses come from the cluster's facts, as in every playbook of the collection.
+        {'ansible.builtin.include_role': {'name': 'nextcloud_ha.cluster.cluster_facts'}},
         {'ansible.builtin.include_vars': {'file': os.path.join(ROLE, 'defaults', 'main.yml')}},
         {'ansible.builtin.include_vars': {'file': os.path.join(ROLE, 'vars', 'main.yml')}},
         {'ansible.builtin.set_fact': {'etcd_tls': tls}},

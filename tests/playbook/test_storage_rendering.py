@@ -13,8 +13,16 @@ from ansible_runner import ANSIBLE_PLAYBOOK, ROOT, run_tasks
 ROLES = os.path.join(ROOT, 'roles')
 
 
+# The cluster facts the roles' defaults read, by the rules of roles/cluster_facts (no inventory here, so no addresses).
+_FACTS = ['master', 'database_hosts', 'releases_dir', 'webroot', 'data_dir', 'domain', 'trusted_domains', 'db_name',
+          'db_user', 'db_port', 'local_proxy_postgres_port', 'redis_port', 'redis_user']
+
+
 def _load(role):
-    return [{'ansible.builtin.include_vars': {'file': os.path.join(ROLES, role, 'defaults', 'main.yml')}},
+    return [{'ansible.builtin.include_vars': {'file': os.path.join(ROLES, 'cluster_facts', 'vars', 'main.yml')}},
+            {'ansible.builtin.set_fact': dict(('cluster_facts_' + name, '{{ _cluster_facts_%s }}' % name)
+                                              for name in _FACTS)},
+            {'ansible.builtin.include_vars': {'file': os.path.join(ROLES, role, 'defaults', 'main.yml')}},
             {'ansible.builtin.include_vars': {'file': os.path.join(ROLES, role, 'vars', 'main.yml')}}]
 
 
