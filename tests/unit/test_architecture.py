@@ -155,3 +155,24 @@ def test_one_secret_key_classifier():
 
 def test_no_role_reaches_into_the_collection_by_a_relative_path():
     assert _hits(r"role_path\s*\}\}/\.\./") == []
+
+
+def test_every_play_that_reads_the_facts_decides_them_first():
+    """A play whose roles or tasks read a cluster fact lists nextcloud_ha.cluster.cluster_facts first (its facts
+    reach only the hosts of the play that decided them), or, on the controller, uses the entry point inventory."""
+    missing = []
+    for path in sorted(glob.glob(os.path.join(ROOT, 'playbooks', '*.yml'))):
+        with open(path) as handle:
+            plays = yaml.safe_load(handle) or []
+        for play in plays:
+            if 'hosts' not in play:
+                continue
+            text = yaml.safe_dump(play)
+            roles = [r.get('role', r.get('name')) if isinstance(r, dict) else r for r in play.get('roles') or []]
+            others = re.findall(r'nextcloud_ha\.cluster\.([a-z_]+)', text)
+            needs = 'cluster_facts_' in text or [r for r in others if r not in ('cluster_facts', 'package_index')]
+            first = roles[:1] == ['nextcloud_ha.cluster.cluster_facts']
+            controller = 'tasks_from: inventory' in text
+            if needs and not (first or controller):
+                missing.append('%s: %s' % (os.path.relpath(path, ROOT), play.get('name')))
+    assert missing == []
