@@ -140,7 +140,8 @@ REPEATS_LEFT = {
     'playbooks/summary.yml': 11, 'playbooks/switchover.yml': 3,
     'roles/backup/tasks/leader.yml': 1, 'roles/backup/vars/main.yml': 4, 'roles/config_drift/defaults/main.yml': 1,
     'roles/firewall/defaults/main.yml': 1, 'roles/firewall/vars/main.yml': 2, 'roles/keepalived/defaults/main.yml': 2,
-    'roles/local_proxy/defaults/main.yml': 1, 'roles/patroni/defaults/main.yml': 2,
+    'roles/local_proxy/defaults/main.yml': 1, 'roles/nextcloud_upgrade/defaults/main.yml': 1,
+    'roles/patroni/defaults/main.yml': 2,
     'roles/patroni/tasks/checks.yml': 1, 'roles/pgbouncer/defaults/main.yml': 1,
     'roles/postgres_primary/defaults/main.yml': 2,
 }
