@@ -97,7 +97,10 @@ def test_every_default_is_an_option(role):
 def test_documented_defaults_are_the_real_ones(role):
     defaults = _load(role, 'defaults', 'main.yml')
     wrong = []
-    for name, (entry_point, option) in sorted(_options(role).items()):
+    every = [(name, entry_point, option)
+             for entry_point, spec in (_load(role, 'meta', 'argument_specs.yml').get('argument_specs') or {}).items()
+             for name, option in ((spec or {}).get('options') or {}).items()]
+    for name, entry_point, option in sorted(every, key=lambda item: item[:2]):
         if name not in defaults:
             continue
         real = defaults[name]
