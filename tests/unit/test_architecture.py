@@ -51,7 +51,8 @@ def _hits(pattern, files=None):
 
 def test_the_codebase_master_is_decided_only_in_cluster_facts():
     """No role or playbook takes "the first web node" as the master (nextcloud_ha_master may name another)."""
-    assert _hits(r"groups(\[['\"]webservers['\"]\]|\.webservers)(\[0\]|\[1:\]|\s*\|\s*first)|hosts:\s*webservers\[") == []
+    assert _hits(r"groups(\[['\"]webservers['\"]\]|\.webservers)(\s*\|\s*default\(\[\]\)\))?(\[0\]|\[:1\]|\[1:\]|\s*\|\s*first)"
+                 r"|hosts:\s*webservers\[") == []
 
 
 def test_a_hosts_address_is_decided_only_in_cluster_facts():
@@ -110,6 +111,12 @@ def test_every_tasks_from_is_a_declared_entry_point():
     undeclared = ['%s: %s.%s' % use for use in uses
                   if use[2] not in _entry_points(use[1]) and use[2] not in ('item',)]
     assert undeclared == []
+
+
+def test_every_tasks_from_names_the_entry_point_not_the_file():
+    """Ansible validates an entry point's argument spec only when tasks_from names it (tasks_from: sync), not its
+    file (tasks_from: sync.yml), which skips the validation silently."""
+    assert _hits(r"tasks_from:\s*[\"']?[a-z_]+\.ya?ml|loop:\s*\[[a-z_]+\.ya?ml") == []
 
 
 def test_no_role_reads_or_sets_another_roles_underscore_variables():
