@@ -255,8 +255,10 @@ def _refused(tmp_path, name, extra):
     vars_ = {"nextcloud_releases_dir": releases, "nextcloud_download_dir": releases + "-download", **extra}
     play = [{
         "name": "Download path only", "hosts": "webservers[0]", "become": True, "gather_facts": False,
+        # The role's defaults read the cluster facts (the web user owning the release, ...), as in every playbook.
+        "roles": [{"role": "nextcloud_ha.cluster.cluster_facts"}],
         "tasks": [{"name": "Download, verify, unpack", "ansible.builtin.include_role": {
-            "name": "nextcloud_ha.cluster.nextcloud", "tasks_from": "download.yml"}, "vars": vars_}],
+            "name": "nextcloud_ha.cluster.nextcloud", "tasks_from": "download"}, "vars": vars_}],
     }]
     path = tmp_path / ("refuse-%s.yml" % name)
     path.write_text(yaml.safe_dump(play))
