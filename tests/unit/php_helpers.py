@@ -23,6 +23,23 @@ import pytest
 
 PHP = shutil.which('php')
 
+# config.php fixtures (tests/unit/plugins/module_utils/fixtures), copied into a test's folder with an old mtime.
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'plugins', 'module_utils', 'fixtures')
+OLD = 1000000000  # an mtime in 2001: any write shows
+
+
+def put_fixture(folder, name, target='config.php', mode=0o640):
+    path = os.path.join(str(folder), target)
+    shutil.copyfile(os.path.join(FIXTURES, name + '.config.php'), path)
+    os.chmod(path, mode)
+    os.utime(path, (OLD, OLD))
+    return path
+
+
+def read(path):
+    with open(path, 'rb') as handle:
+        return handle.read()
+
 
 def require(condition, reason):
     """Skip the test unless ``condition`` holds; in CI or with NCHA_REQUIRE_LAB=1 fail it instead.

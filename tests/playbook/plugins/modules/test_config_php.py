@@ -10,31 +10,13 @@ after check mode, after a run and after a second run.
 """
 
 import os
-import shutil
 import stat
 
 from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.php_config import edit_config_text
 from ansible_collections.nextcloud_ha.cluster.plugins.modules import config_php
 
-from ansible_runner import ROOT, run_tasks
-from php_helpers import PHP
-
-# The config.php fixtures of the unit tests of module_utils.
-FIXTURES = os.path.join(ROOT, 'tests', 'unit', 'plugins', 'module_utils', 'fixtures')
-OLD = 1000000000  # an mtime in 2001: any write shows
-
-
-def put_fixture(folder, name, target='config.php', mode=0o640):
-    path = os.path.join(str(folder), target)
-    shutil.copyfile(os.path.join(FIXTURES, name + '.config.php'), path)
-    os.chmod(path, mode)
-    os.utime(path, (OLD, OLD))
-    return path
-
-
-def read(path):
-    with open(path, 'rb') as handle:
-        return handle.read()
+from ansible_runner import run_tasks
+from php_helpers import OLD, PHP, put_fixture, read
 
 
 def config_task(name, **args):

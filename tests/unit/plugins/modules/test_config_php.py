@@ -9,7 +9,6 @@ tests/playbook/plugins/modules/test_config_php.py.
 
 import json
 import os
-import shutil
 import stat
 
 import pytest
@@ -20,23 +19,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.nextcloud_ha.cluster.plugins.module_utils.php_config import parse_config, to_python
 from ansible_collections.nextcloud_ha.cluster.plugins.modules import config_php
 
-from php_helpers import PHP, needs_php
-
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'module_utils', 'fixtures')
-OLD = 1000000000  # an mtime in 2001: any write shows
-
-
-def put_fixture(folder, name, target='config.php', mode=0o640):
-    path = os.path.join(str(folder), target)
-    shutil.copyfile(os.path.join(FIXTURES, name + '.config.php'), path)
-    os.chmod(path, mode)
-    os.utime(path, (OLD, OLD))
-    return path
-
-
-def read(path):
-    with open(path, 'rb') as handle:
-        return handle.read()
+from php_helpers import FIXTURES, PHP, needs_php, put_fixture, read
 
 
 def run_main(args, capsys, monkeypatch, php=None):
