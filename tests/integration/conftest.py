@@ -125,7 +125,36 @@ def reliability():
     return RELIABILITY
 
 
+# The monitoring's alert scenarios (issue #24): each adds fault, alert, seconds from the fault to firing in
+# Alertmanager, seconds from the repair to resolved.
+ALERTS = []
+ALERT_COLUMNS = ("fault", "alert", "fired_s", "resolved_s")
+
+
+@pytest.fixture(scope="session")
+def alert_timings():
+    """Append dict(fault=..., alert=..., fired_s=..., resolved_s=...)."""
+    return ALERTS
+
+
+def _table(terminalreporter, title, rows, columns, filename):
+    rows = [[str(row.get(col, "")) for col in columns] for row in rows]
+    widths = [max(len(col), *(len(r[i]) for r in rows)) for i, col in enumerate(columns)]
+    terminalreporter.section(title)
+    terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in rows:
+        terminalreporter.write_line("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+    out = os.path.join(ROOT, "tests", "output")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, filename), "w") as f:
+        json.dump([dict(zip(columns, r)) for r in rows], f, indent=2)
+    terminalreporter.write_line("written to tests/output/%s" % filename)
+
+
 def pytest_terminal_summary(terminalreporter):
+    if ALERTS:
+        _table(terminalreporter, "monitoring: seconds from fault to alert firing, from repair to resolved", ALERTS,
+               ALERT_COLUMNS, "monitoring-alerts.json")
     if not RELIABILITY:
         return
     rows = [[str(row.get(col, "")) for col in RELIABILITY_COLUMNS] for row in RELIABILITY]
