@@ -244,3 +244,23 @@ def test_node_health_endpoint_refuses_other_clients(web_tier):
     res = run_ssh(WEB[0], "curl -s -o /dev/null -w '%%{http_code}' -H 'Host: %s' http://%s/nextcloud-ha-health"
                   % (DOMAIN, HOSTS[WEB[0]]))
     assert res.stdout == "403"
+
+
+def test_prometheus_metrics_name_every_web_node(lab_host):
+    """With a monitoring group, HAProxy's built-in exporter answers on the private address (from the host itself, as
+    the firewall lets only the monitoring hosts in) with the state of every web node of the backend."""
+    if not GROUPS.get("monitoring"):
+        pytest.skip("no monitoring group in this lab: the metrics frontend is off")
+    for lb in GROUPS["haproxy"]:
+        out = lab_host(lb).check_output("curl -fsS http://%s:8405/metrics" % HOSTS[lb])
+        # (the fail-open twins, unchecked, are always UP: not what says a node is in rotation)
+        up = [line for line in out.splitlines()
+              if line.startswith('haproxy_server_status{proxy="nextcloud",') and 'state="UP"' in line
+              and '-failopen"' not in line]
+        assert sorted(line.split('server="')[1].split('"')[0] for line in up) == sorted(WEB), out[-2000:]
+        assert all(line.endswith(" 1") for line in up), up
+        # only the metrics path
+        assert lab_host(lb).run("curl -fsS http://%s:8405/" % HOSTS[lb]).rc != 0
+        listening = lab_host(lb).check_output("ss -Htln 'sport = :8405'")
+        assert sorted(line.split()[3] for line in listening.splitlines()) == sorted(["127.0.0.1:8405",
+                                                                                     "%s:8405" % HOSTS[lb]])

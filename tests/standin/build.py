@@ -94,6 +94,7 @@ def render(path: Path, data: bytes, version: tuple[int, int, int, int]) -> bytes
         "@MINOR_FILES@": str(major - 28),  # files 2.4.0 in 32
         "@MINOR_DAV@": str(major + 2),  # dav 1.34.2 in 32
         "@MAJOR_TOTP@": str(major - 18),  # twofactor_totp 14.0.0 in 32
+        "@MAJOR_SERVERINFO@": str(major - 28),  # serverinfo 4.0.0 in 32
     }.items():
         text = text.replace(key, value)
     return text.encode()

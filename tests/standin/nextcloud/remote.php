@@ -177,17 +177,10 @@ try {
 	$credentials = Http::basicAuth();
 	$uid = null;
 	if ($credentials !== null) {
-		$row = $db->run("SELECT uid, password FROM {$db->table('users')} WHERE LOWER(uid) = LOWER(?)", [$credentials[0]])->fetch(PDO::FETCH_ASSOC);
-		if ($row && password_verify($credentials[1], preg_replace('/^\d+\|/', '', (string)$row['password']))) {
-			$uid = (string)$row['uid'];
-		} elseif ($row && $db->hasTable('authtoken')) {
-			// an app password (occ user:auth-tokens:add)
-			foreach ($db->run("SELECT token FROM {$db->table('authtoken')} WHERE uid = ?", [$row['uid']])->fetchAll(PDO::FETCH_COLUMN) as $hash) {
-				if (password_verify($credentials[1], (string)$hash)) {
-					$uid = (string)$row['uid'];
-					break;
-				}
-			}
+		// the password, or an app password (occ user:auth-tokens:add); a login is recorded as Nextcloud does
+		$uid = Standin\ServerInfo::checkPassword($db, $credentials[0], $credentials[1]);
+		if ($uid !== null) {
+			Standin\ServerInfo::recordLogin($db, $uid);
 		}
 	}
 	if ($uid === null) {

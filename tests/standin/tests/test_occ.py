@@ -217,11 +217,12 @@ def test_maintenance_mode(nc):
 
 def test_apps(nc):
     listing = nc.occ("app:list")
-    # app_api ships enabled, as in a real Nextcloud 32
-    assert listing.stdout == ("Enabled:\n  - app_api: 32.0.0\n  - dav: 1.34.2\n  - files: 2.4.0\n"
+    # app_api and serverinfo ship enabled, as in a real Nextcloud 32
+    assert listing.stdout == ("Enabled:\n  - app_api: 32.0.0\n  - dav: 1.34.2\n  - files: 2.4.0\n  - serverinfo: 4.0.0\n"
                               "Disabled:\n  - twofactor_totp: 14.0.0\n")
     assert json.loads(nc.occ("app:list", "--output=json").stdout) == {
-        "enabled": {"app_api": "32.0.0", "dav": "1.34.2", "files": "2.4.0"}, "disabled": {"twofactor_totp": "14.0.0"}}
+        "enabled": {"app_api": "32.0.0", "dav": "1.34.2", "files": "2.4.0", "serverinfo": "4.0.0"},
+        "disabled": {"twofactor_totp": "14.0.0"}}
     assert nc.occ("app:enable", "twofactor_totp").stdout == "twofactor_totp 14.0.0 enabled\n"
     assert nc.occ("app:enable", "twofactor_totp").stdout == "twofactor_totp already enabled\n"
     assert json.loads(nc.occ("app:list", "--output=json").stdout)["enabled"]["twofactor_totp"] == "14.0.0"

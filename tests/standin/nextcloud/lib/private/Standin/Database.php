@@ -142,6 +142,7 @@ final class Database {
 			"CREATE TABLE IF NOT EXISTS {$t('group_user')} (gid VARCHAR(64) NOT NULL, uid VARCHAR(64) NOT NULL, PRIMARY KEY (gid, uid))",
 			"CREATE TABLE IF NOT EXISTS {$t('filecache')} (fileid {$this->autoId()}, storage BIGINT NOT NULL DEFAULT 0, path VARCHAR(4000), path_hash VARCHAR(32) NOT NULL, name VARCHAR(250), size BIGINT NOT NULL DEFAULT 0, mtime BIGINT NOT NULL DEFAULT 0, etag VARCHAR(40))",
 			"CREATE TABLE IF NOT EXISTS {$t('authtoken')} (id {$this->autoId()}, uid VARCHAR(64) NOT NULL, name VARCHAR(255) NOT NULL, token VARCHAR(255) NOT NULL)",
+			"CREATE TABLE IF NOT EXISTS {$t('preferences')} (userid VARCHAR(64) NOT NULL, appid VARCHAR(32) NOT NULL, configkey VARCHAR(64) NOT NULL, configvalue TEXT, PRIMARY KEY (userid, appid, configkey))",
 			"CREATE TABLE IF NOT EXISTS {$t('migrations')} (app VARCHAR(255) NOT NULL, version VARCHAR(255) NOT NULL, PRIMARY KEY (app, version))",
 			"CREATE TABLE IF NOT EXISTS {$t('standin_probe')} (probe_key VARCHAR(128) NOT NULL PRIMARY KEY, hostname VARCHAR(255), created BIGINT NOT NULL DEFAULT 0, payload VARCHAR(255))",
 		];

@@ -142,6 +142,8 @@ final class Installer {
 				@mkdir($dataDir . '/' . $login . '/files', 0770, true);
 			}
 			$this->copySkeleton($login, $dataDir);
+			// that login is recorded: the admin is a "seen" and active user of the serverinfo API
+			ServerInfo::recordLogin($db, $login);
 		}
 		return [];
 	}

@@ -40,6 +40,7 @@ final class Application {
 				AppDisableCommand::class, AppEnableCommand::class, AppListCommand::class,
 				TwoFactorEnforceCommand::class, BackgroundModeCommand::class,
 				SystemDeleteCommand::class, SystemGetCommand::class, SystemSetCommand::class, AppGetCommand::class,
+				AppSetCommand::class,
 				AuthTokenAddCommand::class,
 				AddMissingColumnsCommand::class, AddMissingIndicesCommand::class, AddMissingPrimaryKeysCommand::class,
 				DataFingerprintCommand::class, MaintenanceModeCommand::class, RepairCommand::class, SetupChecksCommand::class,

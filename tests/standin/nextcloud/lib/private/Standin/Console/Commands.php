@@ -266,6 +266,62 @@ final class AppGetCommand extends Command {
 	}
 }
 
+/**
+ * config:app:set as Nextcloud 32 prints it: "Config value 'K' for app 'A' is now set to 'V', stored as mixed in fast
+ * cache" (the value itself: a key set without --sensitive is not sensitive, even serverinfo's token), "Config value
+ * were not updated" when the value is the same, exit 0; --update-only on a missing key: exit 1. The stand-in keeps
+ * no value types: a key is "mixed" unless --type names another, and --sensitive only masks this output.
+ */
+final class AppSetCommand extends Command {
+	private const TYPES = ['string', 'integer', 'float', 'boolean', 'array'];
+
+	protected function configure(): void {
+		$this->name = 'config:app:set';
+		$this->description = 'Set an app config value';
+		$this->outputOption();
+		$this->arg('app', Arg::REQUIRED, 'Name of the app');
+		$this->arg('name', Arg::REQUIRED, 'Name of the config to set');
+		$this->opt('value', null, Opt::REQUIRED, 'The new value of the config')
+			->opt('type', null, Opt::REQUIRED, 'Value type [string, integer, float, boolean, array]', 'string')
+			->opt('lazy', null, Opt::NONE, 'Set value as lazy loaded')
+			->opt('no-lazy', null, Opt::NONE, 'Negate the "--lazy" option')
+			->opt('sensitive', null, Opt::NONE, 'Set value as sensitive')
+			->opt('no-sensitive', null, Opt::NONE, 'Negate the "--sensitive" option')
+			->opt('update-only', null, Opt::NONE, 'Only updates the value, if it is not set before, it is not being added');
+	}
+
+	public function execute(Input $in, Output $out): int {
+		$app = (string)$in->getArgument('app');
+		$key = (string)$in->getArgument('name');
+		$db = $this->server->db();
+		$current = $db->getAppValue($app, $key);
+		if ($in->hasParameterOption('--update-only') && $current === null) {
+			$out->writeln('<comment>Config value ' . $key . ' for app ' . $app . ' not updated, as it has not been set before.</comment>');
+			return 1;
+		}
+		$type = 'mixed';
+		if ($in->hasParameterOption('--type')) {
+			$type = (string)$in->getOption('type');
+			if (!in_array($type, self::TYPES, true)) {
+				throw new \Exception('unknown type');
+			}
+		}
+		if (!$in->hasParameterOption('--value')) {
+			$out->writeln('<info>Config value were not updated</info>');
+			return 0;
+		}
+		$value = (string)$in->getOption('value');
+		if ($current === $value) {
+			$out->writeln('<info>Config value were not updated</info>');
+			return 0;
+		}
+		$db->setAppValue($app, $key, $value);
+		$out->writeln(sprintf("<info>Config value '%s' for app '%s' is now set to '%s', stored as %s in %s</info>",
+			$key, $app, $in->getOption('sensitive') ? '<sensitive>' : $value, $type, $in->getOption('lazy') ? 'lazy cache' : 'fast cache'));
+		return 0;
+	}
+}
+
 final class SystemSetCommand extends Command {
 	protected function configure(): void {
 		$this->name = 'config:system:set';
