@@ -209,3 +209,20 @@ def test_a_wrong_expectation_fails(promtool, tmp_path):
     code, output = _run([promtool, 'test', 'rules', path], cwd=str(tmp_path))
     assert code != 0, output
     assert 'TargetDown' in output, output
+
+
+def test_every_alert_is_in_the_docs():
+    """docs/monitoring.md, "Alert rules", has a table row for every alert with its severity and for."""
+    with open(os.path.join(ROOT, 'docs', 'monitoring.md')) as handle:
+        rows = [line for line in handle.read().split('\n## Alert rules', 1)[1].splitlines() if line.startswith('| `')]
+    documented = {}
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip('|').split(' | ')]
+        documented[cells[0].strip('`')] = (cells[1], cells[2])
+    alerts = _alerts()
+    problems = ['%s is not in the table' % name for name in sorted(alerts) if name not in documented]
+    problems += ['%s is documented but not defined' % name for name in sorted(documented) if name not in alerts]
+    problems += ['%s: the table says %s, for %s' % ((name,) + documented[name])
+                 for name, (_, rule) in sorted(alerts.items())
+                 if name in documented and documented[name] != (rule['labels']['severity'], rule['for'])]
+    assert problems == [], 'docs/monitoring.md: ' + '; '.join(problems)
