@@ -16,9 +16,10 @@ test: export LAB_NEXTCLOUD = standin
 
 # Debian packages the controller needs for the tests (the lab installs podman and friends itself). The stand-in's
 # tests run PHP with the extensions a real Nextcloud uses (pgsql, redis) against servers of their own (postgresql,
-# redis-server); venv and git for the tool chain and `ansible-test sanity`. `make blank` proves the list complete.
+# redis-server); venv and git for the tool chain and `ansible-test sanity`; prometheus for promtool (the alert rules'
+# unit test). `make blank` proves the list complete.
 HOST_PACKAGES := make git python3-venv php-cli php-sqlite3 php-pgsql php-redis php-xml php-mbstring php-gd php-zip \
-	php-curl postgresql redis-server gnupg bzip2 rsync openssh-client ca-certificates openssl
+	php-curl postgresql redis-server gnupg bzip2 rsync openssh-client ca-certificates openssl prometheus
 
 .PHONY: lab test test-debian13 test-disruptive test-reliability deps venv lock blank unit playbook standin lint sanity molecule down status
 
