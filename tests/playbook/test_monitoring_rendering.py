@@ -96,8 +96,10 @@ def _render(tmp_path, **extra):
         {'ansible.builtin.include_role': {'name': 'nextcloud_ha.cluster.cluster_facts'}},
         {'ansible.builtin.include_vars': {'file': os.path.join(ROLE, 'defaults', 'main.yml')}},
         {'ansible.builtin.include_vars': {'file': os.path.join(ROLE, 'vars', 'main.yml')}},
-        {'ansible.builtin.set_fact': {'_monitoring_rules_dir': str(rules), '_monitoring_password_file': str(password),
-                                      'role_path': ROLE}},
+        # Above the role's defaults that include_vars loaded (the settings under test).
+        {'ansible.builtin.set_fact': dict({'_monitoring_rules_dir': str(rules),
+                                           '_monitoring_password_file': str(password), 'role_path': ROLE},
+                                          **extra)},
     ]
     for name in ('prometheus.yml', 'alertmanager.yml', 'blackbox.yml'):
         tasks.append({'ansible.builtin.template': {
@@ -107,7 +109,7 @@ def _render(tmp_path, **extra):
         tasks.append({'ansible.builtin.template': {
             'src': os.path.join(ROLE, 'templates', 'etc', 'default', name + '.j2'),
             'dest': str(tmp_path / name), 'mode': '0644'}})
-    res = _play(tmp_path, tasks, hosts='mon1', extra=extra)
+    res = _play(tmp_path, tasks, hosts='mon1')
     assert res.returncode == 0, res.stdout + res.stderr
     return {name: (tmp_path / name).read_text() for name in
             ('prometheus.yml', 'alertmanager.yml', 'blackbox.yml', 'prometheus', 'prometheus-alertmanager')}
