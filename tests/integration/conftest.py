@@ -102,6 +102,7 @@ def ssh(host, command, timeout=60):
 def pytest_configure(config):
     config.addinivalue_line("markers", "disruptive: stops or breaks servers; runs after every other test")
     config.addinivalue_line("markers", "reliability: the failure scenarios of test_reliability.py (issue #11)")
+    config.addinivalue_line("markers", "alerts: faults whose alerts must fire and resolve (test_monitoring.py, issue #24)")
     config.addinivalue_line(
         "markers", "known_failing(reason): fails in the combined-cluster run; excluded from `make test` until fixed")
 

@@ -140,7 +140,30 @@ def test_only_the_monitoring_hosts_reach_the_exporters():
     assert web.stdout.strip() == "000", web.stdout + web.stderr
 
 
+def test_a_rule_file_promtool_rejects_stops_the_run_and_changes_no_rule(tmp_path):
+    """An extra rule file with a broken expression: the run stops with promtool's message, and the rules Prometheus
+    evaluates (its API) and the files it reads are the ones it had."""
+    before = _request("/api/v1/rules")[1]
+    broken = tmp_path / "broken.rules.yml"
+    broken.write_text("groups:\n  - name: broken\n    rules:\n      - alert: Broken\n        expr: up ==\n")
+    res = ha.playbook("monitoring.yml", ["--limit", ",".join(MONITORING), "-e",
+                                         json.dumps({"monitoring_extra_rule_files": [str(broken)]})])
+    out = " ".join((res.stdout + res.stderr).split())
+    try:
+        assert res.returncode != 0, out[-3000:]
+        assert "promtool check rules rejects the alert rules" in out, out[-3000:]
+        assert "No rule file Prometheus reads was changed" in out
+        live = ha.sudo(MONITORING[0], "ls /etc/prometheus/rules").stdout.split()
+        assert "broken.rules.yml" not in live and live, live
+        after = _request("/api/v1/rules")[1]
+        assert {g["name"] for g in json.loads(after)["data"]["groups"]} == \
+            {g["name"] for g in json.loads(before)["data"]["groups"]}
+    finally:
+        ha.sudo(MONITORING[0], "rm -f /etc/prometheus/rules.staging/broken.rules.yml")
+
+
 @pytest.mark.disruptive
+@pytest.mark.alerts
 def test_a_stopped_web_node_fires_its_alert_and_resolves_after_it_is_back(alert_timings):
     web = [w for w in ha.GROUPS["webservers"] if w != ha.GROUPS["webservers"][0]][0]
     assert not _firing("HAProxyWebNodeOutOfRotation", web)
@@ -164,6 +187,7 @@ def test_a_stopped_web_node_fires_its_alert_and_resolves_after_it_is_back(alert_
 
 
 @pytest.mark.disruptive
+@pytest.mark.alerts
 @pytest.mark.skipif(len(ha.GROUPS.get("redis") or []) < 2, reason="needs two Redis hosts")
 def test_a_moved_redis_master_fires_its_alerts(alert_timings):
     old = ha.current_master(ha.GROUPS["redis"])
@@ -189,6 +213,7 @@ def test_a_moved_redis_master_fires_its_alerts(alert_timings):
 
 
 @pytest.mark.disruptive
+@pytest.mark.alerts
 def test_a_stopped_postgres_replica_fires_its_alert_and_resolves(alert_timings):
     leader = pg.leader()
     replica = sorted(name for name in pg.members() if name != leader)[0]
@@ -207,6 +232,7 @@ def test_a_stopped_postgres_replica_fires_its_alert_and_resolves(alert_timings):
 
 
 @pytest.mark.disruptive
+@pytest.mark.alerts
 def test_prometheus_and_alertmanager_survive_a_restart_of_their_host():
     mon = MONITORING[0]
     ha.container("stop", mon)
