@@ -56,10 +56,15 @@ def _targets():
     return {(r["metric"]["job"], r["metric"]["instance"]): r["value"][1] for r in _query("up")}
 
 
-def _wait_all_up(timeout=150):
+def _wait_all_up(timeout=150, since=None):
+    """Every target up; with ``since``, each scraped up after that time (Prometheus writes no stale marker when its
+    host stops: the samples from before would still read up=1 for five minutes)."""
     deadline = time.time() + timeout
     while True:
         targets = _targets()
+        if since is not None:
+            fresh = {(r["metric"]["job"], r["metric"]["instance"]) for r in _query("timestamp(up) > %f" % since)}
+            targets = {k: (v if k in fresh else "not scraped since") for k, v in targets.items()}
         down = sorted(k for k, v in targets.items() if v != "1")
         if targets and not down:
             return targets
@@ -162,6 +167,25 @@ def test_a_rule_file_promtool_rejects_stops_the_run_and_changes_no_rule(tmp_path
         ha.sudo(MONITORING[0], "rm -f /etc/prometheus/rules.staging/broken.rules.yml")
 
 
+# The ports of each tier's exporters (cluster_facts_metrics_ports' defaults), by inventory group.
+LISTENERS = {"webservers": [9100, 9205, 9127], "redis": [9100, 9121, 9355], "postgres_primary": [9100, 9187, 8008],
+             "postgres_standby": [9100, 9187, 8008], "haproxy": [9100, 8405], "monitoring": [9100, 9090, 9093]}
+
+
+def test_every_exporter_listens_on_its_hosts_cluster_address_only():
+    for group, ports in LISTENERS.items():
+        for host in ha.GROUPS.get(group) or []:
+            listening = ha.run_ssh(host, "ss -Htln").stdout.split("\n")
+            for port in ports:
+                local = [line.split()[3] for line in listening if line.split() and
+                         line.split()[3].rsplit(":", 1)[-1] == str(port)]
+                # HAProxy's keepalived check listens on 127.0.0.1:8405 too (roles/keepalived).
+                local = [a for a in local if not (port == 8405 and a.startswith("127.0.0.1:"))]
+                assert local == ["%s:%d" % (ha.HOSTS[host], port)], (host, port, local)
+    blackbox = ha.run_ssh(MONITORING[0], "ss -Htln").stdout
+    assert "127.0.0.1:9115" in blackbox and "*:9115" not in blackbox and "0.0.0.0:9115" not in blackbox
+
+
 @pytest.mark.disruptive
 @pytest.mark.alerts
 def test_a_stopped_web_node_fires_its_alert_and_resolves_after_it_is_back(alert_timings):
@@ -182,8 +206,8 @@ def test_a_stopped_web_node_fires_its_alert_and_resolves_after_it_is_back(alert_
                           "resolved_s": resolved})
     alert_timings.append({"fault": fault, "alert": "TargetDown", "fired_s": down, "resolved_s": ""})
     assert fired <= FIRE_WITHIN, fired
-    # The host's exporters came back with it (enabled at boot).
-    _wait_all_up()
+    # The host's exporters came back with it (enabled at boot): scraped up since it started again.
+    _wait_all_up(since=repaired)
 
 
 @pytest.mark.disruptive
@@ -215,20 +239,24 @@ def test_a_moved_redis_master_fires_its_alerts(alert_timings):
 @pytest.mark.disruptive
 @pytest.mark.alerts
 def test_a_stopped_postgres_replica_fires_its_alert_and_resolves(alert_timings):
+    """The replica's host stopped (container): PostgreSQLReplicaMissing fires; started again, Patroni rejoins it,
+    the alert resolves and its exporters (PostgreSQL, Patroni, node) are scraped up again."""
     leader = pg.leader()
     replica = sorted(name for name in pg.members() if name != leader)[0]
     stopped = time.time()
-    ha.sudo(replica, "systemctl stop patroni")
+    ha.container("stop", replica)
     try:
         fired = _wait_alert("PostgreSQLReplicaMissing", replica, stopped)
     finally:
-        ha.sudo(replica, "systemctl start patroni")
+        ha.container("start", replica)
     repaired = time.time()
+    ha.wait_ssh(replica)
     resolved = _wait_alert("PostgreSQLReplicaMissing", replica, repaired, firing=False, timeout=240)
-    alert_timings.append({"fault": "PostgreSQL replica %s stopped (patroni)" % replica,
+    alert_timings.append({"fault": "PostgreSQL replica %s stopped (container)" % replica,
                           "alert": "PostgreSQLReplicaMissing", "fired_s": fired, "resolved_s": resolved})
     assert fired <= FIRE_WITHIN, fired
     pg.healthy()
+    _wait_all_up(since=repaired)
 
 
 @pytest.mark.disruptive
@@ -237,9 +265,10 @@ def test_prometheus_and_alertmanager_survive_a_restart_of_their_host():
     mon = MONITORING[0]
     ha.container("stop", mon)
     ha.container("start", mon)
+    started = time.time()
     ha.wait_ssh(mon)
     assert pg.wait_for(lambda: _ready(9090) == 200 and _ready(9093) == 200, 90, interval=2)
-    _wait_all_up()
+    _wait_all_up(since=started)
 
 
 def _ready(port):
