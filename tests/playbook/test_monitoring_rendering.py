@@ -75,6 +75,28 @@ def test_an_extra_rule_file_that_is_no_rule_file_is_refused(tmp_path):
     assert 'must be a Prometheus rule file on the controller' in out, out
 
 
+def test_an_extra_rule_file_promtool_rejects_is_refused_on_the_controller(tmp_path):
+    _promtool()
+    broken = tmp_path / 'broken.rules.yml'
+    broken.write_text('groups:\n  - name: broken\n    rules:\n      - alert: Broken\n        expr: up ==\n')
+    res = _preflight(tmp_path, monitoring_extra_rule_files=[str(broken)])
+    out = ' '.join((res.stdout + res.stderr).split())
+    assert res.returncode != 0, out
+    assert 'promtool check rules rejects the alert rules of monitoring_extra_rule_files' in out, out
+    assert 'Nothing was changed' in out
+
+
+@pytest.mark.parametrize('name,value', [('nextcloud_ha_serverinfo_token', 'short-token-15ch'[:15]),
+                                        ('nextcloud_ha_serverinfo_token', 'a token with spaces inside'),
+                                        ('nextcloud_ha_monitoring_redis_password', "it's-a-quote-1"),
+                                        ('nextcloud_ha_monitoring_password', 'x' * 73)])
+def test_a_secret_the_roles_would_refuse_later_is_refused_first(tmp_path, name, value):
+    res = _preflight(tmp_path, **{name: value})
+    out = ' '.join((res.stdout + res.stderr).split())
+    assert res.returncode != 0, out
+    assert name in out and value not in out, out
+
+
 def test_an_extra_rule_file_named_like_the_collections_is_refused(tmp_path):
     name = sorted(os.listdir(os.path.join(ROLE, 'files', 'rules')))[0]
     clash = tmp_path / name
