@@ -48,3 +48,16 @@ def run_tasks(workdir, tasks, check=False, diff=False):
     results = [task['hosts']['localhost'] for task in output['plays'][0]['tasks']]
     assert len(results) == len(tasks), (proc.stdout, proc.stderr)
     return results
+
+
+def run_play(workdir, inventory, tasks, hosts='localhost', name='unit test'):
+    """Runs ``tasks`` on ``hosts`` of ``inventory`` (a dict, e.g. local hosts with ansible_connection local) with the
+    repository's ansible.cfg; returns the CompletedProcess (output as text)."""
+    with open(os.path.join(str(workdir), 'hosts.json'), 'w') as handle:
+        json.dump(inventory, handle)
+    with open(os.path.join(str(workdir), 'play.yml'), 'w') as handle:
+        json.dump([{'name': name, 'hosts': hosts, 'gather_facts': False, 'tasks': tasks}], handle)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_RETRY_FILES_ENABLED='0')
+    return subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'hosts.json', 'play.yml'], cwd=str(workdir), env=env,
+                          capture_output=True, text=True, timeout=300, check=False)

@@ -5,14 +5,12 @@
 more, and the /etc/default/etcd a member gets (with and without TLS), rendered by the real Ansible from the role's own files for an
 inventory of local hosts."""
 
-import json
 import os
-import subprocess
 import sys
 
 import pytest
 
-from ansible_runner import ANSIBLE_PLAYBOOK, ROOT
+from ansible_runner import ROOT, run_play
 
 ROLE = os.path.join(ROOT, 'roles', 'etcd')
 
@@ -26,14 +24,7 @@ def _play(tmp_path, members, tasks, hosts='localhost'):
                                         for i, name in enumerate(members)}},
                      'webservers': {'hosts': {'web1': {'nextcloud_ha_private_address': '10.0.0.20'}}}},
     }}
-    with open(os.path.join(str(tmp_path), 'hosts.json'), 'w') as handle:
-        json.dump(inventory, handle)
-    with open(os.path.join(str(tmp_path), 'play.yml'), 'w') as handle:
-        json.dump([{'name': 'etcd unit test', 'hosts': hosts, 'gather_facts': False, 'tasks': tasks}], handle)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
-               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_RETRY_FILES_ENABLED='0')
-    return subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'hosts.json', 'play.yml'], cwd=str(tmp_path), env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return run_play(tmp_path, inventory, tasks, hosts, 'etcd unit test')
 
 
 @pytest.mark.parametrize('members', [[], ['db1', 'db2'], ['db1', 'db2', 'redis1', 'redis2']])

@@ -4,7 +4,6 @@
 """The monitoring role without servers (issue #24): the preflight's refusals, and prometheus.yml, alertmanager.yml
 and the blackbox modules as the role renders them for an inventory shaped like the lab's, checked with promtool."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from ansible_runner import ANSIBLE_PLAYBOOK, ROOT
+from ansible_runner import ROOT, run_play
 
 ROLE = os.path.join(ROOT, 'roles', 'monitoring')
 GROUPS = {'haproxy': ['lb1', 'lb2'], 'webservers': ['web1', 'web2'], 'redis': ['redis1', 'redis2'],
@@ -36,14 +35,7 @@ def _play(tmp_path, tasks, hosts='localhost', extra=None):
         'vars': dict({'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable},
                      **dict(SECRETS, **(extra or {}))),
         'hosts': {'localhost': {}}, 'children': children}}
-    with open(os.path.join(str(tmp_path), 'hosts.json'), 'w') as handle:
-        json.dump(inventory, handle)
-    with open(os.path.join(str(tmp_path), 'play.yml'), 'w') as handle:
-        json.dump([{'name': 'monitoring test', 'hosts': hosts, 'gather_facts': False, 'tasks': tasks}], handle)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
-               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_RETRY_FILES_ENABLED='0')
-    return subprocess.run([ANSIBLE_PLAYBOOK, '-i', 'hosts.json', 'play.yml'], cwd=str(tmp_path), env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return run_play(tmp_path, inventory, tasks, hosts, 'monitoring test')
 
 
 def _preflight(tmp_path, **extra):

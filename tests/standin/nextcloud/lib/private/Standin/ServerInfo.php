@@ -175,9 +175,9 @@ final class ServerInfo {
 		}
 		return [
 			'version' => PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION . '.' . PHP_RELEASE_VERSION,
-			'memory_limit' => self::bytes((string)ini_get('memory_limit')),
+			'memory_limit' => Console\Application::bytes((string)ini_get('memory_limit')),
 			'max_execution_time' => (int)ini_get('max_execution_time'),
-			'upload_max_filesize' => self::bytes((string)ini_get('upload_max_filesize')),
+			'upload_max_filesize' => Console\Application::bytes((string)ini_get('upload_max_filesize')),
 			'opcache_revalidate_freq' => (int)ini_get('opcache.revalidate_freq'),
 			'opcache' => $opcache,
 			'apcu' => $apcu,
@@ -255,21 +255,6 @@ final class ServerInfo {
 	private static function cpus(): int {
 		$count = preg_match_all('/^processor\s*:/m', (string)@file_get_contents('/proc/cpuinfo'));
 		return $count > 0 ? $count : 1;
-	}
-
-	/** php.ini sizes ("512M", "-1") in bytes, as Nextcloud's IniGetWrapper::getBytes. */
-	private static function bytes(string $value): int {
-		$value = trim($value);
-		if ($value === '' || $value === '-1') {
-			return -1;
-		}
-		$number = (int)$value;
-		return match (strtolower(substr($value, -1))) {
-			'g' => $number * 1024 * 1024 * 1024,
-			'm' => $number * 1024 * 1024,
-			'k' => $number * 1024,
-			default => $number,
-		};
 	}
 
 	/** The answer's format as Nextcloud's IRequest::getFormat() picks it (format=, else Accept), json or xml. */

@@ -131,7 +131,8 @@ final class Application {
 		}
 	}
 
-	private static function bytes(string $value): int {
+	/** php.ini sizes ("512M", "-1") in bytes, as Nextcloud's IniGetWrapper::getBytes (occ and serverinfo). */
+	public static function bytes(string $value): int {
 		$value = trim($value);
 		if ($value === '' || $value === '-1') {
 			return -1;
