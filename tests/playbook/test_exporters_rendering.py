@@ -32,7 +32,10 @@ def _render(tmp_path, address='10.0.0.5', ports=None, **facts):
                                            'cluster_facts_db_port': '{{ _cluster_facts_db_port }}',
                                            'cluster_facts_redis_port': '{{ _cluster_facts_redis_port }}'},
                                           **({'nextcloud_ha_metrics_ports': ports} if ports else {}))},
-        {'ansible.builtin.set_fact': {'cluster_facts_metrics_ports': '{{ _cluster_facts_metrics_ports }}'}},
+        {'ansible.builtin.set_fact': {'cluster_facts_metrics_ports': '{{ _cluster_facts_metrics_ports }}',
+                                      'cluster_facts_exporter_user': '{{ _cluster_facts_exporter_user }}',
+                                      'cluster_facts_postgres_port': '{{ _cluster_facts_postgres_port }}',
+                                      'cluster_facts_monitoring_redis_user': '{{ _cluster_facts_monitoring_redis_user }}'}},
         {'ansible.builtin.include_vars': {'file': os.path.join(ROLES, 'exporters', 'defaults', 'main.yml')}},
         {'ansible.builtin.include_vars': {'file': os.path.join(ROLES, 'exporters', 'vars', 'main.yml')}},
         {'ansible.builtin.set_fact': dict({'exporters_redis_password': 'monitor-secret-0123',
@@ -61,7 +64,7 @@ def test_every_exporter_listens_on_the_cluster_address_at_the_contracts_port(tmp
     assert _assignments(files['node'])['ARGS'] == (
         '"--web.listen-address=10.0.0.5:9100 --collector.textfile.directory=/var/lib/prometheus/node-exporter"')
     assert _assignments(files['postgres']) == {
-        'DATA_SOURCE_NAME': "'user=prometheus host=/run/postgresql dbname=postgres'",
+        'DATA_SOURCE_NAME': "'user=prometheus host=/run/postgresql port=5432 dbname=postgres'",
         'ARGS': '"--web.listen-address=10.0.0.5:9187"'}
     conf = dict(line.split(' = ', 1) for line in files['pgbouncer'].splitlines() if ' = ' in line and line[0] != '#')
     assert conf == {'host': '10.0.0.5', 'port': '9127', 'pgbouncer-host': '/var/run/postgresql',
