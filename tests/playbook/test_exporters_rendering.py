@@ -93,12 +93,12 @@ def test_an_ipv6_address_in_brackets_and_the_inventorys_ports(tmp_path):
 def test_the_pgbouncer_exporter_runs_as_the_stats_user(tmp_path):
     dropin = _render(tmp_path)['pgbouncer_dropin']
     assert 'User=prometheus' in dropin
-    assert 'ExecStart=\nExecStart=/usr/local/lib/nextcloud-ha/pgbouncer-exporter' in dropin
+    assert 'ExecStart=\nExecStart=/usr/bin/python3 /usr/local/lib/nextcloud-ha/pgbouncer-exporter' in dropin
 
 
 @pytest.mark.parametrize('volumes,expected', [([], '--output /var/lib/prometheus/node-exporter/nextcloud_ha_glusterfs.prom\n'),
                                               (['nextcloud', 'other'], 'nextcloud_ha_glusterfs.prom nextcloud other\n')])
 def test_the_glusterfs_metrics_service(tmp_path, volumes, expected):
     unit = _render(tmp_path, exporters_glusterfs_volumes=volumes)['glusterfs']
-    assert 'ExecStart=/usr/local/lib/nextcloud-ha/glusterfs-metrics ' in unit
+    assert 'ExecStart=/usr/bin/python3 /usr/local/lib/nextcloud-ha/glusterfs-metrics ' in unit
     assert expected in unit

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 
 from ansible_runner import ANSIBLE_PLAYBOOK, ROOT
 

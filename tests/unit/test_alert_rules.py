@@ -168,10 +168,10 @@ def test_every_rule_file_has_a_fixture():
 def test_every_alert_fires_and_stays_quiet_in_a_fixture():
     alerts = _alerts()
     cases = _cases()
-    unknown = sorted(set(name for _, name, _, _ in cases) - set(alerts))
+    unknown = sorted(set(case[1] for case in cases) - set(alerts))
     assert unknown == [], 'fixtures test alerts no rule file defines: %s' % ', '.join(unknown)
-    fires = set(name for _, name, _, firing in cases if firing)
-    quiet = set(name for _, name, _, firing in cases if not firing)
+    fires = set(case[1] for case in cases if case[3])
+    quiet = set(case[1] for case in cases if not case[3])
     problems = ['%s never fires' % name for name in sorted(alerts) if name not in fires]
     problems += ['%s never stays quiet' % name for name in sorted(alerts) if name not in quiet]
     assert problems == [], 'fixtures in %s: %s' % (FIXTURES, '; '.join(problems))
@@ -224,6 +224,6 @@ def test_every_alert_is_in_the_docs():
     problems = ['%s is not in the table' % name for name in sorted(alerts) if name not in documented]
     problems += ['%s is documented but not defined' % name for name in sorted(documented) if name not in alerts]
     problems += ['%s: the table says %s, for %s' % ((name,) + documented[name])
-                 for name, (_, rule) in sorted(alerts.items())
+                 for name, (_file, rule) in sorted(alerts.items())
                  if name in documented and documented[name] != (rule['labels']['severity'], rule['for'])]
     assert problems == [], 'docs/monitoring.md: ' + '; '.join(problems)

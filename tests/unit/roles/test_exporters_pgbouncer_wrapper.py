@@ -127,7 +127,7 @@ def wrapper(monkeypatch):
 
     class ListsCollector(object):
         namespace = 'pgbouncer'
-        metrics = dict((key, (key, '')) for key, _ in LISTS_118 + [('not_in_118', 0)])
+        metrics = dict((item[0], (item[0], '')) for item in LISTS_118 + [('not_in_118', 0)])
 
         def __init__(self, connection):
             self.connection = connection
