@@ -24,7 +24,7 @@ def test_every_host_gets_the_address_of_its_default_route():
     # -v prints the set_fact result (callback_result_format yaml): "cluster_facts_addresses:" then "host: address".
     block = res.stdout.split("cluster_facts_addresses:", 1)[1].split("cluster_facts_redis_host", 1)[0]
     found = dict(re.findall(r"^\s+([\w.-]+): (\d+\.\d+\.\d+\.\d+)$", block, re.M))
-    cluster = sorted(set(h for group in ("haproxy", "webservers", "redis", "postgres", "etcd")
+    cluster = sorted(set(h for group in ("haproxy", "webservers", "redis", "postgres", "etcd", "monitoring")
                          for h in GROUPS.get(group, [])))
     assert sorted(found) == cluster
     assert all(found[host] == HOSTS[host] for host in cluster), found

@@ -15,8 +15,8 @@ import uuid
 import pytest
 import yaml
 
-from pg_helpers import (ARCHIVE_DIR, DB_NAME, DB_USER, LAB_VARS, PATRONI_CONFIG, POSTGRES, ROOT, WEBSERVERS, address,
-                        bouncer_sql, dynamic_config, ensure_probe_table, inventory_with, leader, leaders, members,
+from pg_helpers import (ARCHIVE_DIR, DB_NAME, DB_USER, GROUPS, LAB_VARS, PATRONI_CONFIG, POSTGRES, ROOT, WEBSERVERS,
+                        address, bouncer_sql, dynamic_config, ensure_probe_table, inventory_with, leader, leaders, members,
                         playbook, recap, rest, run_ssh, sql, wait_for)
 
 WEB = (WEBSERVERS or [None])[0]
@@ -181,6 +181,9 @@ def test_listen_addresses_and_hba_as_configured(lab_host, lead, replicas):
                      for a in dbs for db in ("replication", "postgres")}
         # Patroni's own replication connection to its member (local_replication_address) may come over loopback.
         loopback = {"host|replication|replicator|127.0.0.1|255.255.255.255|scram-sha-256"}
+        if GROUPS.get("monitoring"):
+            # The postgres exporter connects over the local socket as the `prometheus` role (pg_monitor), by peer.
+            expected.add("local|postgres|prometheus|||peer")
         assert expected <= rules <= expected | loopback, (host, sorted(rules ^ expected))
     # Real connections: the Nextcloud role from a web node straight to the leader works; another database does
     # not; a host that is no web node (a replica) is refused.
