@@ -50,7 +50,7 @@ def expected_open(groups, src, dst, port):
         (redis, web + redis + sentinels, [6379]),    # Redis clients, replicas, Sentinels
         (sentinels, sentinels, [26379]),             # Sentinels to Sentinels
         (pg, web, [5432]),                           # PgBouncer on the web nodes to PostgreSQL
-        (pg, pg, [5432, 22]),                        # replication and WAL shipping
+        (pg, pg, [5432]),                            # replication (pgBackRest's ssh goes to and from the backup host)
         (pg, web + pg, [8008]),                      # Patroni's REST API: local proxy checks, the other members
         (etcd, etcd, [2380]),                        # etcd peers
         (etcd, etcd + pg, [2379]),                   # etcd clients: the members, Patroni
