@@ -33,7 +33,7 @@ def converge_output():
 
 @pytest.fixture(scope="module")
 def secrets(lab_host, inventory):
-    found = {k: str(v) for k, v in lab_vars().items() if re.search(r"password|secret|token", k)}
+    found = {k: str(v) for k, v in lab_vars().items() if re.search(r"password|secret|token|cipher_pass", k)}
     web = inventory.group("webservers")[0]
     out = lab_host(web).check_output("sudo -u www-data php -r %s %s" % (_quote(PHP_DUMP), CONFIG))
     config = json.loads(out)
