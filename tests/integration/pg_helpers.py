@@ -180,7 +180,6 @@ PATRONI_CONFIG = "/etc/patroni/config.yml"
 PATRONI_PORT = 8008
 PATRONI_USER = LAB_VARS.get("patroni_rest_user", "patroni")
 PATRONI_PASSWORD = LAB_VARS.get("nextcloud_ha_patroni_rest_password")
-ARCHIVE_DIR = "/var/lib/postgresql/wal_archive"
 
 
 def _lab_inventory():

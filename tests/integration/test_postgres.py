@@ -15,7 +15,7 @@ import uuid
 import pytest
 import yaml
 
-from pg_helpers import (ARCHIVE_DIR, DB_NAME, DB_USER, GROUPS, LAB_VARS, PATRONI_CONFIG, POSTGRES, ROOT, WEBSERVERS,
+from pg_helpers import (DB_NAME, DB_USER, GROUPS, LAB_VARS, PATRONI_CONFIG, POSTGRES, ROOT, WEBSERVERS,
                         address, bouncer_sql, dynamic_config, ensure_probe_table, inventory_with, leader, leaders, members,
                         playbook, recap, rest, run_ssh, sql, wait_for)
 
@@ -235,59 +235,6 @@ def test_rest_api_reads_freely_and_refuses_unsafe_requests_without_auth(lead):
         status = err.code
     assert status == 401
     assert int(dynamic_config()["ttl"]) == int(wanted("patroni_ttl"))
-
-
-def test_switched_segment_is_archived_on_every_replica(lab_host, lead, replicas):
-    if not replicas:
-        pytest.skip("no replica to ship WAL to")
-    before = sql(lead, "SELECT archived_count, failed_count FROM pg_stat_archiver").split("|")
-    insert_token()
-    segment = sql(lead, "SELECT pg_walfile_name(pg_switch_wal())")
-    assert re.fullmatch(r"[0-9A-F]{24}", segment)
-    for host in replicas:
-        path = "%s/%s" % (ARCHIVE_DIR, segment)
-        assert wait_for(lambda h=host: lab_host(h).file(path).exists, timeout=30), "%s not on %s" % (segment, host)
-        f = lab_host(host).file(path)
-        assert f.size == 16 * 1024 * 1024 and f.user == "postgres" and f.mode == 0o600
-    assert wait_for(lambda: sql(lead, "SELECT last_archived_wal >= '%s' FROM pg_stat_archiver" % segment) == "t",
-                    timeout=15)
-    after = sql(lead, "SELECT archived_count, failed_count FROM pg_stat_archiver").split("|")
-    assert int(after[0]) > int(before[0]), (before, after)
-    assert int(after[1]) == int(before[1]), "archive_command failed meanwhile: %s -> %s" % (before, after)
-
-
-def test_replica_restore_command_reads_the_archive(replicas):
-    """restore_command (Patroni's recovery_conf) as PostgreSQL would run it: it copies an archived segment."""
-    for host in replicas:
-        command = sql(host, "SHOW restore_command")
-        assert command, "no restore_command on %s" % host
-        segment = sql(host, "SELECT name FROM pg_ls_dir('%s') AS name WHERE name ~ '^[0-9A-F]{24}$' "
-                            "ORDER BY name DESC LIMIT 1" % ARCHIVE_DIR)
-        assert segment, "the archive of %s is empty" % host
-        target = "/tmp/restore-test-%s" % uuid.uuid4().hex
-        run = command.replace("%f", segment).replace("%p", target)
-        res = run_ssh(host, "sudo -u postgres sh -c %s && sudo sha256sum %s %s/%s && sudo rm -f %s" % (
-            json.dumps(run), target, ARCHIVE_DIR, segment, target))
-        assert res.returncode == 0, (command, res.stderr)
-        sums = {line.split()[0] for line in res.stdout.splitlines()}
-        assert len(sums) == 1, res.stdout
-
-
-def test_wal_shipping_key_can_only_store_wal(lead, replicas):
-    if not replicas:
-        pytest.skip("no replica to ship WAL to")
-    key = "-i /var/lib/postgresql/.ssh/id_nextcloud_ha_wal -o BatchMode=yes"
-    res = run_ssh(lead, "sudo -u postgres ssh %s postgres@%s id </dev/null" % (key, address(replicas[0])))
-    assert res.returncode != 0 and "uid=" not in res.stdout and "refused" in res.stderr, (res.stdout, res.stderr)
-    # A name that is not a WAL file name makes the archive_command fail non-zero (PostgreSQL then retries).
-    res = run_ssh(lead, "sudo -u postgres /usr/local/lib/nextcloud-ha/wal-ship /etc/hostname not-a-wal-file")
-    assert res.returncode != 0 and "failed" in res.stderr
-    # A different file under an archived segment's name is refused too.
-    existing = sql(replicas[0], "SELECT name FROM pg_ls_dir('%s') AS name WHERE name ~ '^[0-9A-F]{24}$' LIMIT 1"
-                   % ARCHIVE_DIR)
-    if existing:
-        res = run_ssh(lead, "sudo -u postgres /usr/local/lib/nextcloud-ha/wal-ship /etc/hostname %s" % existing)
-        assert res.returncode != 0
 
 
 def test_second_converge_changes_nothing_and_restarts_no_member(lead, replicas):
