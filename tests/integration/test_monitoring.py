@@ -1,5 +1,6 @@
 """Monitoring on the lab (issue #24): Prometheus scrapes every exporter of every tier, the web UIs ask for the
-password and only the monitoring hosts reach the exporters; a stopped web node, a moved Redis master and a stopped
+password and only the monitoring hosts reach the exporters; the pgBackRest host's backups are fresh and no backup
+or WAL archive alert fires; a stopped web node, a moved Redis master and a stopped
 PostgreSQL replica each make their alert fire in Alertmanager's API and resolve after the repair (seconds reported
 in the summary table); Prometheus and the exporters come back by themselves after their hosts restart."""
 import base64
@@ -105,7 +106,7 @@ def test_every_target_of_every_tier_is_up_by_inventory_hostname():
         if groups:
             assert sorted(i for j, i in targets if j == job) == _hosts_of(groups), job
     every = _hosts_of(["haproxy", "webservers", "redis", "postgres_primary", "postgres_standby", "etcd",
-                       "monitoring"])
+                       "monitoring", "backup"])
     assert sorted(i for j, i in targets if j == "node") == every
     # The probe of status.php through the entrance, and the certificate it saw.
     assert _query('probe_success{job="blackbox"}')[0]["value"][1] == "1"
@@ -124,6 +125,42 @@ def test_the_collections_rules_are_loaded_and_evaluate_without_errors():
     # Every rule evaluates (a bad expression or a label clash would show as health err).
     health = {r["name"]: r["health"] for g in json.loads(body)["data"]["groups"] for r in g["rules"]}
     assert set(health.values()) == {"ok"}, {n: h for n, h in health.items() if h != "ok"}
+
+
+BACKUP = (ha.GROUPS.get("backup") or [None])[0]
+
+
+def test_the_backups_are_fresh_and_their_archive_healthy_in_prometheus():
+    """The pgBackRest host's collector (role exporters) reports, through its node exporter, a stanza that is ok and a
+    newest backup under a day old; the leader archives WAL; no alert of pgbackrest.rules.yml fires. Read-only."""
+    require(BACKUP, "the lab has no backup group (lab/topology.yml: mon1)")
+    selector = '{job="node", instance="%s"}' % BACKUP
+    # The collector runs every 5 minutes (and once when the role installs it): wait for a run after the backup.
+    assert pg.wait_for(lambda: _query("pgbackrest_info_success%s == 1" % selector), 360, interval=10), \
+        _query("pgbackrest_info_success%s" % selector)
+    assert [r["value"][1] for r in _query("pgbackrest_collector_configured%s" % selector)] == ["1"]
+    assert [r["value"][1] for r in _query("pgbackrest_stanza_status%s" % selector)] == ["0"]
+    completed = _query("pgbackrest_backup_last_completion_timestamp_seconds%s" % selector)
+    assert completed, "no backup in the repository of %s" % BACKUP
+    assert {r["metric"]["type"] for r in completed} <= {"full", "diff", "incr"}, completed
+    age = time.time() - max(float(r["value"][1]) for r in completed)
+    assert 0 <= age < 86400, "the newest backup is %.0f s old" % age
+    assert [r["value"][1] for r in _query('pgbackrest_backups{job="node", instance="%s", type="full"} > 0'
+                                          % BACKUP)], "no full backup"
+    assert [r["value"][1] for r in _query("pgbackrest_archive_max_wal_present%s" % selector)] == ["1"]
+    fresh = time.time() - float(_query("pgbackrest_collector_last_run_timestamp_seconds%s" % selector)[0]["value"][1])
+    assert fresh < 1200, fresh
+    # The leader's archiver: it has archived WAL (the backups needed it), and it is not failing now.
+    leader = pg.leader()
+    archived = _query('pg_stat_archiver_archived_count{job="postgres", instance="%s"}' % leader)
+    assert archived and float(archived[0]["value"][1]) > 0, archived
+    # Every rule of the file evaluates and none fires.
+    with open(os.path.join(RULES, "pgbackrest.rules.yml")) as f:
+        names = {r["alert"] for g in yaml.safe_load(f)["groups"] for r in g["rules"]}
+    status, body = _request("/api/v1/alerts")
+    assert status == 200, body
+    ours = [a for a in json.loads(body)["data"]["alerts"] if a["labels"]["alertname"] in names]
+    assert [a for a in ours if a["state"] == "firing"] == [], ours
 
 
 def test_the_web_uis_ask_for_the_password():

@@ -87,7 +87,7 @@ def test_a_replica_restore_command_reads_a_segment_back_from_the_repository(lead
     segment = sql(lead, "SELECT pg_walfile_name(pg_switch_wal())")
     assert wait_for(lambda: sql(lead, "SELECT last_archived_wal >= '%s' FROM pg_stat_archiver" % segment) == "t",
                     timeout=60)
-    original = run_ssh(lead, "sudo sha256sum /var/lib/postgresql/*/main/pg_wal/%s" % segment)
+    original = run_ssh(lead, "sudo sh -c 'sha256sum /var/lib/postgresql/*/main/pg_wal/%s'" % segment)
     assert original.returncode == 0, "%s already recycled on %s: %s" % (segment, lead, original.stderr)
     for host in replicas:
         command = sql(host, "SHOW restore_command")
@@ -97,7 +97,7 @@ def test_a_replica_restore_command_reads_a_segment_back_from_the_repository(lead
         res = run_ssh(host, "sudo -u postgres sh -c %s && sudo sha256sum %s && sudo rm -f %s" % (
             json.dumps(run), target, target), timeout=120)
         assert res.returncode == 0, (command, res.stderr)
-        assert res.stdout.split()[0] == original.stdout.split()[0], (res.stdout, original.stdout)
+        assert res.stdout.splitlines()[-1].split()[0] == original.stdout.split()[0], (res.stdout, original.stdout)
 
 
 def test_the_first_full_backup_exists_and_a_timer_backup_is_taken_from_the_standby(lead, replicas):

@@ -6,10 +6,11 @@ vars, and the cluster facts' rules: every exporter on the host's cluster address
 cluster_facts_metrics_ports (never 0.0.0.0), the Redis password only in the environment file."""
 
 import os
+import re
 
 import pytest
 
-from ansible_runner import ROOT, run_tasks
+from ansible_runner import ROOT, run_play, run_tasks
 
 ROLES = os.path.join(ROOT, 'roles')
 TEMPLATES = os.path.join(ROLES, 'exporters', 'templates')
@@ -22,6 +23,8 @@ FILES = {
     'redis': 'etc/default/prometheus-redis-exporter.j2',
     'sentinel_unit': 'etc/systemd/system/prometheus-redis-exporter-sentinel.service.j2',
     'glusterfs': 'etc/systemd/system/nextcloud-ha-glusterfs-metrics.service.j2',
+    'pgbackrest_service': 'etc/systemd/system/nextcloud-ha-pgbackrest-metrics.service.j2',
+    'pgbackrest_timer': 'etc/systemd/system/nextcloud-ha-pgbackrest-metrics.timer.j2',
 }
 
 
@@ -35,7 +38,10 @@ def _render(tmp_path, address='10.0.0.5', ports=None, **facts):
         {'ansible.builtin.set_fact': {'cluster_facts_metrics_ports': '{{ _cluster_facts_metrics_ports }}',
                                       'cluster_facts_exporter_user': '{{ _cluster_facts_exporter_user }}',
                                       'cluster_facts_postgres_port': '{{ _cluster_facts_postgres_port }}',
-                                      'cluster_facts_monitoring_redis_user': '{{ _cluster_facts_monitoring_redis_user }}'}},
+                                      'cluster_facts_monitoring_redis_user': '{{ _cluster_facts_monitoring_redis_user }}',
+                                      'cluster_facts_pgbackrest_host': '{{ _cluster_facts_pgbackrest_host }}',
+                                      'cluster_facts_pgbackrest_user': '{{ _cluster_facts_pgbackrest_user }}',
+                                      'cluster_facts_pgbackrest_stanza': '{{ _cluster_facts_pgbackrest_stanza }}'}},
         {'ansible.builtin.include_vars': {'file': os.path.join(ROLES, 'exporters', 'defaults', 'main.yml')}},
         {'ansible.builtin.include_vars': {'file': os.path.join(ROLES, 'exporters', 'vars', 'main.yml')}},
         {'ansible.builtin.set_fact': dict({'exporters_redis_password': 'monitor-secret-0123',
@@ -102,3 +108,41 @@ def test_the_glusterfs_metrics_service(tmp_path, volumes, expected):
     unit = _render(tmp_path, exporters_glusterfs_volumes=volumes)['glusterfs']
     assert 'ExecStart=/usr/bin/python3 /usr/local/lib/nextcloud-ha/glusterfs-metrics ' in unit
     assert expected in unit
+
+
+@pytest.mark.parametrize('backup,expected', [(None, {'db1': False, 'mon1': False}),
+                                             (['mon1'], {'db1': False, 'mon1': True}),
+                                             (['mon1', 'db1'], {'db1': False, 'mon1': True})])
+def test_the_pgbackrest_metrics_only_on_the_pgbackrest_host(tmp_path, backup, expected):
+    """The first host of the backup group is the pgBackRest host (the cluster fact, decided from the inventory); the
+    role writes its metrics there and removes them everywhere else; without a backup group there is none."""
+    hosts = {'db1': {'ansible_connection': 'local'}, 'mon1': {'ansible_connection': 'local'}}
+    inventory = {'all': {'hosts': hosts, 'children': {'monitoring': {'hosts': {'mon1': {}}}}}}
+    if backup:
+        inventory['all']['children']['backup'] = {'hosts': dict((host, {}) for host in backup)}
+    tasks = [
+        {'ansible.builtin.include_vars': {'file': os.path.join(ROLES, 'cluster_facts', 'vars', 'main.yml')}},
+        {'ansible.builtin.set_fact': {'cluster_facts_pgbackrest_host': '{{ _cluster_facts_pgbackrest_host }}'}},
+        {'ansible.builtin.include_vars': {'file': os.path.join(ROLES, 'exporters', 'vars', 'main.yml')}},
+        {'ansible.builtin.debug': {'msg': 'PGBACKREST {{ inventory_hostname }} {{ _exporters_pgbackrest | bool }}'}},
+    ]
+    run = run_play(tmp_path, inventory, tasks, hosts='all')
+    assert run.returncode == 0, run.stdout + run.stderr
+    found = dict((host, value == 'True') for host, value in re.findall(r'PGBACKREST (\w+) (True|False)', run.stdout))
+    assert found == expected, run.stdout
+
+
+def test_the_pgbackrest_metrics_service_and_timer(tmp_path):
+    files = _render(tmp_path, groups={'backup': ['localhost']}, cluster_facts_pgbackrest_stanza='main',
+                    exporters_pgbackrest_interval=600)
+    unit = dict(line.split('=', 1) for line in files['pgbackrest_service'].splitlines() if '=' in line
+                and not line.startswith('#'))
+    assert unit['ExecStart'] == ('/usr/bin/python3 /usr/local/lib/nextcloud-ha/pgbackrest-metrics --output '
+                                 '/var/lib/prometheus/node-exporter/nextcloud_ha_pgbackrest.prom --stanza main '
+                                 '--user postgres --timeout 120')
+    assert unit['Type'] == 'oneshot'
+    assert int(unit['TimeoutStartSec']) > 3 * 120  # three attempts of pgbackrest info
+    timer = dict(line.split('=', 1) for line in files['pgbackrest_timer'].splitlines() if '=' in line
+                 and not line.startswith('#'))
+    assert (timer['OnBootSec'], timer['OnUnitActiveSec'], timer['RandomizedDelaySec']) == ('600s', '600s', '30s')
+    assert timer['WantedBy'] == 'timers.target'
