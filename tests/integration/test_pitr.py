@@ -127,7 +127,7 @@ def replicas_stream():
     reps = [n for n, m in ms.items() if m.get("role") in ("replica", "sync_standby", "quorum_standby")]
     if len(lead) != 1 or len(reps) != len(POSTGRES) - 1:
         return None
-    if not all(ms[r].get("state") == "streaming" for r in reps):
+    if not all(ms[r].get("state") in ("running", "streaming") for r in reps):  # Patroni 3.0: running
         return None
     return lead[0], reps
 
