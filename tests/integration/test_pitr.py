@@ -186,16 +186,17 @@ def test_the_set_records_its_pgbackrest_backup(backed_up):
 
 
 @pytest.mark.parametrize("extra, expected", [
-    (["-e", "restore_target_time=2026-01-01 00:00:00+00"], "-e backup_restore_confirm=true"),
-    (["-e", "restore_target_time=yesterday at noon", "-e", "backup_restore_confirm=true"], "is not a time"),
-    (["-e", "restore_target_time=2000-01-01 00:00:00+00", "-e", "backup_restore_confirm=true"],
+    ([], "-e backup_restore_confirm=true"),
+    (["-e", json.dumps({"restore_target_time": "yesterday at noon"}), "-e", "backup_restore_confirm=true"], "is not a time"),
+    (["-e", json.dumps({"restore_target_time": "2000-01-01 00:00:00+00"}), "-e", "backup_restore_confirm=true"],
      "is not after the end of the oldest pgBackRest backup"),
-    (["-e", "restore_target_time=2099-01-01 00:00:00+00", "-e", "backup_restore_confirm=true"], "is in the future"),
+    (["-e", json.dumps({"restore_target_time": "2099-01-01 00:00:00+00"}), "-e", "backup_restore_confirm=true"],
+     "is in the future"),
 ], ids=["no-confirmation", "unparseable", "before-the-oldest-backup", "future"])
 def test_bad_input_is_refused_and_changes_nothing(backed_up, extra, expected):
     if expected == "-e backup_restore_confirm=true":
         # a target the repository can restore to: only the missing confirmation refuses it
-        extra = ["-e", "restore_target_time=%s" % db_now()]
+        extra = ["-e", json.dumps({"restore_target_time": db_now()})]
     before = fingerprint_of_the_servers()
     proc = run_playbook("restore.yml", *extra, timeout=600)
     out = one_line(proc.stdout)
@@ -225,7 +226,7 @@ def test_restore_to_a_point_in_time(backed_up):
     assert dav("PUT", late_file, b"written after the target")[0] in (201, 204)
     assert rows(TAG + "-A") == set(a) and rows(TAG + "-B") == set(b)
 
-    proc = run_playbook("restore.yml", "-e", "restore_target_time=%s" % target, "-e", "backup_restore_confirm=true")
+    proc = run_playbook("restore.yml", "-e", json.dumps({"restore_target_time": target}), "-e", "backup_restore_confirm=true")
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
     took = re.search(r"Took ([0-9.]+) s from the start to every web node serving again, of which the PostgreSQL "
                      r"cluster ([0-9.]+) s \(its leader led after ([0-9.]+) s\)", one_line(proc.stdout))
