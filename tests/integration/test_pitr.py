@@ -252,7 +252,7 @@ def test_restore_to_a_point_in_time(backed_up):
     for host in POSTGRES:
         assert sql(host, "SHOW recovery_target_time") == "", host
     # a backup of the restored timeline was taken
-    assert "backed up in" in proc.stdout, proc.stdout[-3000:]
+    assert "backed up in" in one_line(proc.stdout), proc.stdout[-3000:]
 
 
 def test_restore_of_the_latest_state_after_losing_every_database_host(backed_up):
