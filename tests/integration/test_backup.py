@@ -1,5 +1,8 @@
 """Backup and restore (issue #10): playbooks/backup.yml and restore.yml on the lab's cluster, checked on the servers.
 
+Since issue #25 the database is backed up with pgBackRest (tests/integration/test_pitr.py); this file keeps testing
+the opt-in dump (backup_db_dump=true, restored with backup_restore_from_dump=true) and everything around it.
+
 Needs the cluster deployed (`python -m lab deploy`). The lab's mirror host plays the backup server. A row and a file
 written through HAProxy before the backup are deleted, then served again after the restore; a row written after the
 backup is gone after it (the restore really went back to the set); without backup_restore_confirm=true the restore
@@ -66,7 +69,9 @@ def playbook(name, *extra, timeout=1200):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_NOCOLOR="1")
     proc = subprocess.run([PLAYBOOK, "-i", INVENTORY, os.path.join(ROOT, "playbooks", name),
-                           "-e", "backup_host=%s" % BACKUP_HOST, "-e", "backup_dir=%s" % BACKUP_DIR] + list(extra),
+                           "-e", "backup_host=%s" % BACKUP_HOST, "-e", "backup_dir=%s" % BACKUP_DIR,
+                           # the dump path (issue #10), kept opt-in beside pgBackRest (issue #25: test_pitr.py)
+                           "-e", "backup_db_dump=true", "-e", "backup_restore_from_dump=true"] + list(extra),
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     for secret in SECRETS:
         assert secret not in proc.stdout and secret not in proc.stderr, "a secret appears in the output"
@@ -233,7 +238,8 @@ def test_restore_without_confirmation_is_refused(backed_up):
     proc = playbook("restore.yml")
     out = re.sub(r"\s+", " ", proc.stdout)
     assert proc.returncode != 0, proc.stdout[-3000:]
-    assert "REFUSED: restoring set %s" % backed_up["set"] in out, proc.stdout[-3000:]
+    assert "REFUSED: this restore would restore set %s's database.dump" % backed_up["set"] in out.replace("''", "'"), \
+        proc.stdout[-3000:]
     assert "-e backup_restore_confirm=true" in out and "Nothing was changed" in out, proc.stdout[-3000:]
     assert fingerprints() == before
     for node, st in statuses().items():
@@ -284,7 +290,7 @@ def test_restore_brings_back_the_row_and_the_file(backed_up):
 def test_a_set_that_does_not_exist_is_refused(backed_up):
     proc = playbook("restore.yml", "-e", "backup_restore_set=20000101T000000Z", "-e", "backup_restore_confirm=true")
     assert proc.returncode != 0
-    assert "There is no backup set" in proc.stdout and "20000101T000000Z" in proc.stdout, proc.stdout[-3000:]
+    assert "there is no backup set" in proc.stdout and "20000101T000000Z" in proc.stdout, proc.stdout[-3000:]
     assert "Nothing was changed" in re.sub(r"\s+", " ", proc.stdout), proc.stdout[-3000:]
     for node, st in statuses().items():
         assert st["maintenance"] is False, (node, st)

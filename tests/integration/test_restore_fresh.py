@@ -120,7 +120,9 @@ def restored():
     missing = [g for g in CLUSTER_GROUPS if not inv().group(g)]
     require(not missing, "the lab's inventory has no hosts in %s" % ", ".join(missing))
     sets_dir = tempfile.mkdtemp(prefix="restore-fresh-sets-")  # mode 0700; the set holds config.php's secrets
-    on_controller = ["-e", "backup_host=localhost", "-e", "backup_dir=%s" % sets_dir]
+    # `lab up --fresh` recreates the pgBackRest host too: the set carries a dump and is restored from it (issue #25)
+    on_controller = ["-e", "backup_host=localhost", "-e", "backup_dir=%s" % sets_dir, "-e", "backup_db_dump=true",
+                     "-e", "backup_restore_from_dump=true"]
     try:
         code, body = lb_get("/probe.php?checks=db&write=%s" % KEY)
         assert code == 200 and body["write"]["ok"], body
