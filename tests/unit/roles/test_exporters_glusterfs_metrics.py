@@ -11,12 +11,12 @@ reach is not listed at all by `volume status`, and its heal summary says '-'.
 
 from __future__ import absolute_import, division, print_function
 
-import importlib.machinery
-import importlib.util
 import os
 import re
 
 import pytest
+
+from script_helpers import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SCRIPT = os.path.join(ROOT, 'roles', 'exporters', 'files', 'nextcloud-ha-glusterfs-metrics')
@@ -26,11 +26,7 @@ BRICK2 = '10.213.194.12:/srv/glusterfs/nextcloud/brick'
 
 
 def _load():
-    loader = importlib.machinery.SourceFileLoader('nextcloud_ha_glusterfs_metrics', SCRIPT)
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, 'nextcloud_ha_glusterfs_metrics')
 
 
 metrics = _load()

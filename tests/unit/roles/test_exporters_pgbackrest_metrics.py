@@ -14,13 +14,13 @@ running); a missing stanza; a repository that cannot be read (status 99, other).
 
 from __future__ import absolute_import, division, print_function
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import subprocess
 
 import pytest
+
+from script_helpers import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SCRIPT = os.path.join(ROOT, 'roles', 'exporters', 'files', 'nextcloud-ha-pgbackrest-metrics')
@@ -29,11 +29,7 @@ STANZA = 'nextcloud-ha'
 
 
 def _load():
-    loader = importlib.machinery.SourceFileLoader('nextcloud_ha_pgbackrest_metrics', SCRIPT)
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, 'nextcloud_ha_pgbackrest_metrics')
 
 
 metrics = _load()

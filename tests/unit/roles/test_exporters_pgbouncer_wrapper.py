@@ -10,13 +10,13 @@ read by column names of PgBouncer before 1.8). The rows are the columns PgBounce
 
 from __future__ import absolute_import, division, print_function
 
-import importlib.machinery
-import importlib.util
 import os
 import sys
 import types
 
 import pytest
+
+from script_helpers import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SCRIPT = os.path.join(ROOT, 'roles', 'exporters', 'files', 'nextcloud-ha-pgbouncer-exporter')
@@ -147,11 +147,7 @@ def wrapper(monkeypatch):
                          'prometheus_pgbouncer_exporter.collectors': collectors,
                          'prometheus_pgbouncer_exporter.utils': utils}.items():
         monkeypatch.setitem(sys.modules, name, module)
-    loader = importlib.machinery.SourceFileLoader('nextcloud_ha_pgbouncer_exporter', SCRIPT)
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    module.main()
+    load_script(SCRIPT, 'nextcloud_ha_pgbouncer_exporter').main()
     return bouncer, core.REGISTRY
 
 

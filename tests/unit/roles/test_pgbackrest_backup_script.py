@@ -6,22 +6,18 @@ when pgBackRest finds one, from the primary when it ends with its error 56 (no s
 
 from __future__ import absolute_import, division, print_function
 
-import importlib.machinery
-import importlib.util
 import os
 
 import pytest
+
+from script_helpers import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SCRIPT = os.path.join(ROOT, 'roles', 'pgbackrest', 'files', 'nextcloud-ha-pgbackrest-backup')
 
 
 def _load():
-    loader = importlib.machinery.SourceFileLoader('nextcloud_ha_pgbackrest_backup', SCRIPT)
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, 'nextcloud_ha_pgbackrest_backup')
 
 
 backup_script = _load()

@@ -9,23 +9,18 @@ here, and so does a name two of them define (in one file, the later one would si
 """
 
 import ast
-import importlib.machinery
-import importlib.util
 import os
 import subprocess
 import sys
 
 from codebase_sync_helpers import EXPORT, ROOT
+from script_helpers import load_script
 
 SCRIPT = os.path.join(ROOT, '.ci', 'bundle-export')
 
 
 def _bundler():
-    loader = importlib.machinery.SourceFileLoader('bundle_export', SCRIPT)
-    spec = importlib.util.spec_from_loader('bundle_export', loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, 'bundle_export')
 
 
 def test_the_shipped_export_program_is_the_bundle_of_the_current_sources():
